@@ -1,0 +1,1 @@
+"""The Streamlit desktop app for primary hospitals."""

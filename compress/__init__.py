@@ -1,0 +1,1 @@
+"""Full model to edge package: pruning, step distillation, quantization, export, packaging."""

@@ -1,0 +1,22 @@
+"""The errors a user can cause, as opposed to bugs.
+
+Every layer raises `HidiffError` (or a subclass) for bad input, bad packages or an environment
+that cannot do what was asked. The `hidiff` command prints such an error as one line and exits
+with code 2; anything else is a bug and keeps its traceback.
+"""
+
+
+class HidiffError(Exception):
+    """A problem the user can fix: the message says what and, where it helps, how."""
+
+
+class InputError(HidiffError):
+    """An input image, folder or argument is unusable."""
+
+
+class PackageError(HidiffError):
+    """A model package is corrupt, tampered with, or of an unknown format."""
+
+
+class MissingDependencyError(HidiffError):
+    """An optional part of the distribution is needed but its extra is not installed."""
