@@ -3,6 +3,9 @@
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 BLOCK_TORCH = textwrap.dedent(
     """
@@ -64,3 +67,34 @@ def test_hidiff_help_runs_without_torch() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "Usage" in out.stdout
+
+
+@pytest.mark.slow
+def test_runtime_only_install_in_fresh_venv(tmp_path) -> None:
+    """A clinic's `pip install hidiff-edge` (base dependencies only) brings no torch and works."""
+    repo = Path(__file__).resolve().parents[1]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    subprocess.run([*pip, str(repo)], check=True, timeout=1800)
+    py = str(venv / "bin" / "python")
+    no_torch = subprocess.run([py, "-c", "import torch"], capture_output=True, timeout=120)
+    assert no_torch.returncode != 0, "the base install pulled in torch"
+    imports = subprocess.run(
+        [
+            py,
+            "-c",
+            "import importlib, pkgutil, edge_runtime; "
+            "[importlib.import_module(m.name) for m in "
+            "pkgutil.walk_packages(edge_runtime.__path__, 'edge_runtime.')]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert imports.returncode == 0, imports.stderr
+    help_out = subprocess.run(
+        [str(venv / "bin" / "hidiff"), "--help"], capture_output=True, text=True, timeout=300
+    )
+    assert help_out.returncode == 0, help_out.stderr
+    assert "info" in help_out.stdout
