@@ -1,0 +1,159 @@
+"""Find the DICOM image series in a folder, without reading pixel data.
+
+A PACS export may hold several series, non-DICOM files (README, thumbnails) and non-image
+objects (DICOMDIR, structured reports). Headers are read with large values deferred, so scanning
+a few thousand slices costs little memory; pixel data are only read once a series is chosen.
+Series are described by UID, description, modality and image count: never by patient.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from edge_runtime.errors import InputError
+from edge_runtime.io.privacy import one_line
+
+log = logging.getLogger("hidiff.io")
+
+# Storage SOP classes whose frames carry their geometry in functional groups.
+MULTIFRAME_IMAGE_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR",
+    "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR",
+}
+SINGLE_FRAME_IMAGE_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2": "CT",
+    "1.2.840.10008.5.1.4.1.1.4": "MR",
+    "1.2.840.10008.5.1.4.1.1.128": "PET",
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
+}
+_DEFER = 1024  # bytes: values larger than this (pixel data) are read only when needed
+
+
+@dataclass
+class DicomFile:
+    path: Path
+    header: Dataset  # pixel data deferred
+
+
+@dataclass
+class SeriesInfo:
+    """One series found in a folder: what `hidiff info` lists and `--series` selects."""
+
+    uid: str
+    description: str
+    modality: str
+    files: list[DicomFile] = field(default_factory=list)
+
+    @property
+    def n_images(self) -> int:
+        return len(self.files)
+
+    def label(self) -> str:
+        desc = self.description or "no description"
+        return f"{self.uid} '{desc}' {self.modality or '?'} ({self.n_images} files)"
+
+
+def read_header(path: Path) -> Dataset:
+    """The header of one DICOM file, pixel data deferred; InputError when unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pydicom.dcmread(path, defer_size=_DEFER)
+    except InvalidDicomError as exc:
+        raise InputError(f"{path}: not a DICOM file ({one_line(exc)})") from exc
+    except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"{path}: truncated or corrupt DICOM header") from exc
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """True when the file has the DICM marker after its 128-byte preamble."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def has_pixel_data(ds: Dataset) -> bool:
+    return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+
+
+def scan_folder(folder: Path) -> list[SeriesInfo]:
+    """All image series under `folder` (recursively), largest first; InputError when none.
+
+    Files without the DICM marker are skipped; a file that has it but cannot be parsed is an
+    error (a truncated copy must not silently shorten a volume).
+    """
+    folder = Path(folder)
+    entries = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    if not entries:
+        raise InputError(f"{folder}: the folder is empty")
+    dicom: list[DicomFile] = []
+    for path in entries:
+        if not looks_like_dicom(path):
+            continue
+        dicom.append(DicomFile(path, read_header(path)))
+    if not dicom:
+        raise InputError(
+            f"{folder}: no DICOM files found ({len(entries)} files looked at, none with the "
+            "DICM marker)"
+        )
+    series: dict[str, SeriesInfo] = {}
+    no_pixels: list[Path] = []
+    for f in dicom:
+        ds = f.header
+        if not has_pixel_data(ds):
+            sop = str(ds.get("SOPClassUID", ""))
+            if sop in SINGLE_FRAME_IMAGE_SOP_CLASSES or sop in MULTIFRAME_IMAGE_SOP_CLASSES:
+                raise InputError(f"{f.path}: DICOM image without pixel data")
+            no_pixels.append(f.path)
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "")) or "(no SeriesInstanceUID)"
+        info = series.setdefault(
+            uid,
+            SeriesInfo(uid, str(ds.get("SeriesDescription", "")), str(ds.get("Modality", ""))),
+        )
+        info.files.append(f)
+    if not series:
+        raise InputError(
+            f"{folder}: DICOM without pixel data ({len(no_pixels)} DICOM objects, e.g. "
+            f"{no_pixels[0].name}, hold no image)"
+        )
+    if no_pixels:
+        log.info("%s: ignored %d DICOM objects without pixel data", folder, len(no_pixels))
+    return sorted(series.values(), key=lambda s: (-s.n_images, s.uid))
+
+
+def select_series(folder: Path, found: list[SeriesInfo], series: str | None) -> SeriesInfo:
+    """The series the user asked for (UID or description), or the only one there is."""
+    if series is None:
+        if len(found) == 1:
+            return found[0]
+        listing = "; ".join(s.label() for s in found)
+        raise InputError(
+            f"{folder}: holds {len(found)} DICOM series mixed together; choose one with "
+            f"--series UID-or-description: {listing}"
+        )
+    by_uid = [s for s in found if s.uid == series]
+    if by_uid:
+        return by_uid[0]
+    by_desc = [s for s in found if s.description.strip().lower() == series.strip().lower()]
+    if len(by_desc) == 1:
+        return by_desc[0]
+    listing = "; ".join(s.label() for s in (by_desc or found))
+    if by_desc:
+        raise InputError(
+            f"{folder}: {len(by_desc)} series share the description {series!r}; "
+            f"choose by UID: {listing}"
+        )
+    raise InputError(f"{folder}: no series with UID or description {series!r}; found: {listing}")

@@ -1,0 +1,145 @@
+"""Read NIfTI, MHA/MHD and NRRD through SimpleITK, checking the header before the voxels.
+
+`ReadImageInformation` parses only the header, so size, dimension, spacing and direction are
+checked (and an absurd size refused) before a single voxel is allocated. The voxels are then
+read, converted to float32 and checked for NaN/Inf, which no later step can handle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from edge_runtime.errors import InputError
+from edge_runtime.io.config import ReadConfig, memory_limit_bytes
+from edge_runtime.io.image import ImageMetadata, MedicalImage
+from edge_runtime.io.privacy import one_line
+
+ITK_SUFFIXES = {
+    ".nii": "nifti",
+    ".nii.gz": "nifti",
+    ".mha": "mha",
+    ".mhd": "mha",
+    ".nrrd": "nrrd",
+    ".nhdr": "nrrd",
+}
+
+
+def itk_format(path: Path) -> str | None:
+    """The format a file name announces, or None."""
+    name = path.name.lower()
+    for suffix, fmt in ITK_SUFFIXES.items():
+        if name.endswith(suffix):
+            return fmt
+    return None
+
+
+def _itk_message(exc: Exception) -> str:
+    """ITK's exception text is a multi-line dump; keep the sentence that says what went wrong."""
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        if ln.lower().startswith(("description:", "itk::error", "exception")):
+            return one_line(ln.split(":", 1)[-1])
+    return one_line(text)
+
+
+def read_header(path: Path) -> sitk.ImageFileReader:
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        msg = _itk_message(exc)
+        if "orthonormal" in msg.lower():
+            raise InputError(f"{path}: non-orthonormal direction in the header ({msg})") from exc
+        raise InputError(f"{path}: cannot read image header: {msg}") from exc
+    return reader
+
+
+def read_itk(path: Path, config: ReadConfig, fmt: str | None = None) -> MedicalImage:
+    """Read one NIfTI/MHA/NRRD file into a MedicalImage (float32, LPS geometry)."""
+    reader = read_header(path)
+    size = list(reader.GetSize())
+    dim = reader.GetDimension()
+    if reader.GetNumberOfComponents() != 1:
+        raise InputError(
+            f"{path}: {reader.GetNumberOfComponents()} components per voxel (a vector or colour "
+            "image); a scalar CT/MR volume is needed"
+        )
+    if dim == 4:
+        if size[3] != 1:
+            raise InputError(
+                f"{path}: 4D image ({size[3]} volumes of {size[0]}x{size[1]}x{size[2]}); give one "
+                "3-D volume"
+            )
+    elif dim > 4:
+        raise InputError(f"{path}: {dim}-D image; a 3-D volume is needed")
+    spacing = list(reader.GetSpacing())
+    if any(not np.isfinite(s) or s <= 0 for s in spacing[: min(dim, 3)]):
+        raise InputError(f"{path}: zero or negative spacing {spacing[: min(dim, 3)]} in the header")
+    direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dim, dim)
+    d3 = direction[: min(dim, 3), : min(dim, 3)]
+    if not np.allclose(d3.T @ d3, np.eye(d3.shape[0]), atol=config.orthonormal_tolerance):
+        raise InputError(
+            f"{path}: non-orthonormal direction matrix {np.round(d3, 4).tolist()} in the header"
+        )
+    n_slices = size[2] if dim >= 3 else 1
+    if n_slices < config.min_slices:
+        raise InputError(
+            f"{path}: a single slice where a volume is needed ({n_slices} slice(s), at least "
+            f"{config.min_slices} required)"
+        )
+    n_voxels = int(np.prod(np.asarray(size[:3], dtype=np.float64)))
+    need = n_voxels * 4 * 2  # the file's own type plus the float32 copy
+    limit = memory_limit_bytes(config)
+    if need > limit:
+        dims = "x".join(str(s) for s in size[:3])
+        raise InputError(
+            f"{path}: the header claims a {dims} volume ({need / 2**30:.1f} GiB to read), more "
+            f"than the {limit / 2**30:.1f} GiB this machine can spare; refused before allocating"
+        )
+    try:
+        img = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(
+            f"{path}: cannot read voxels (truncated file?): {_itk_message(exc)}"
+        ) from exc
+    if img.GetDimension() == 4:
+        img = img[:, :, :, 0]
+    if img.GetDimension() == 2:
+        img = sitk.JoinSeries(img)
+    arr = sitk.GetArrayViewFromImage(img)
+    if not np.issubdtype(arr.dtype, np.integer):
+        bad_nan = int(np.isnan(arr).sum())
+        bad_inf = int(np.isinf(arr).sum())
+        if bad_nan or bad_inf:
+            raise InputError(
+                f"{path}: contains {bad_nan} NaN and {bad_inf} infinite voxels; an image must be "
+                "finite everywhere"
+            )
+    meta = ImageMetadata(
+        modality=_modality_hint(reader),
+        source_format=fmt or itk_format(path) or "itk",
+        source_path=str(path),
+    )
+    return MedicalImage(
+        voxels=np.array(arr, dtype=np.float32),
+        origin=img.GetOrigin(),
+        spacing=img.GetSpacing(),
+        direction=img.GetDirection(),
+        metadata=meta,
+    )
+
+
+def _modality_hint(reader: sitk.ImageFileReader) -> str:
+    """MetaImage files may carry a Modality key (MET_MOD_CT/MR); NIfTI and NRRD do not."""
+    for key in ("Modality", "modality"):
+        if reader.HasMetaDataKey(key):
+            value = reader.GetMetaData(key).upper()
+            for mod in ("CT", "MR"):
+                if mod in value:
+                    return mod
+    return ""

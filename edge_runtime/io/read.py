@@ -1,0 +1,88 @@
+"""`read_image`: one entry point for every input a clinic or a research pipeline hands us.
+
+A folder is a DICOM export (one series, or several to choose from); a file is NIfTI, MHA/MHD,
+NRRD (by suffix) or DICOM (by its DICM marker; an enhanced multi-frame file is a whole volume).
+Every failure is an `InputError` whose one line names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from edge_runtime.errors import InputError
+from edge_runtime.io.config import ReadConfig
+from edge_runtime.io.dicom_read import read_series
+from edge_runtime.io.dicom_scan import (
+    DicomFile,
+    SeriesInfo,
+    looks_like_dicom,
+    read_header,
+    scan_folder,
+    select_series,
+)
+from edge_runtime.io.image import MedicalImage
+from edge_runtime.io.itk_read import itk_format, read_itk
+
+log = logging.getLogger("hidiff.io")
+
+
+def read_image(
+    path: str | Path,
+    series: str | None = None,
+    *,
+    min_slices: int | None = None,
+    config: ReadConfig | None = None,
+) -> MedicalImage:
+    """Read a volume from a DICOM folder or file, NIfTI, MHA/MHD or NRRD.
+
+    `series` picks one series of a folder that holds several (SeriesInstanceUID or
+    SeriesDescription). `min_slices` overrides the config's (default 2: a volume is needed).
+    """
+    cfg = config or ReadConfig()
+    if min_slices is not None:
+        cfg = replace(cfg, min_slices=min_slices)
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        found = scan_folder(path)
+        chosen = select_series(path, found, series)
+        return read_series(chosen, path, cfg)
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+    fmt = itk_format(path)
+    if fmt is not None:
+        return read_itk(path, cfg, fmt)
+    if looks_like_dicom(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+        return read_dicom_file(path, cfg)
+    raise InputError(
+        f"{path}: not an image: neither DICOM (no DICM marker) nor a NIfTI/MHA/MHD/NRRD file name"
+    )
+
+
+def read_dicom_file(path: Path, cfg: ReadConfig) -> MedicalImage:
+    """One DICOM file: an enhanced multi-frame volume, or a single slice (needs min_slices=1)."""
+    header = read_header(path)
+    from edge_runtime.io.dicom_scan import has_pixel_data
+
+    if not has_pixel_data(header):
+        raise InputError(
+            f"{path}: DICOM without pixel data (SOP class {header.get('SOPClassUID', '?')})"
+        )
+    info = SeriesInfo(
+        uid=str(header.get("SeriesInstanceUID", "")),
+        description=str(header.get("SeriesDescription", "")),
+        modality=str(header.get("Modality", "")),
+        files=[DicomFile(path, header)],
+    )
+    return read_series(info, path, cfg)
+
+
+def list_series(path: str | Path) -> list[SeriesInfo]:
+    """The image series in a DICOM folder (for `hidiff info` and choosing `--series`)."""
+    path = Path(path)
+    if not path.is_dir():
+        return []
+    return scan_folder(path)
