@@ -1,0 +1,1 @@
+"""Datasets: phantom case folders (and later `hidiff prepare` output) as training examples."""

@@ -1,0 +1,1 @@
+"""Losses of AP-HiDiff: the vessel-mask anatomical loss, lesion CE, wavelet texture loss."""

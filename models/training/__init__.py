@@ -1,0 +1,1 @@
+"""Training and prediction: one CPU, one GPU (autocast) or many GPUs (torchrun + DDP)."""
