@@ -1,0 +1,129 @@
+"""The on-device self-check behind `hidiff verify`.
+
+A clinic runs it after installing, after a driver update, or when a new package arrives: the
+package's reference inputs go through its encoder and denoiser on this machine's provider, and
+the outputs must match the shipped reference outputs (PSNR >= the manifest's threshold, 40 dB by
+default) and reproduce the shipped metrics against the reference targets within tolerance. A
+different provider or precision may round differently; 40 dB tolerates that and nothing more.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_runtime import metrics
+from edge_runtime.errors import PackageError
+from edge_runtime.package.engine import Engine
+from edge_runtime.package.loader import EdgePackage
+from edge_runtime.providers import RuntimeOptions
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    name: str
+    value: float
+    shipped: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(abs(self.value - self.shipped) <= self.tolerance)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    name: str
+    psnr_db: float
+    seconds: float
+    psnr_min_db: float
+
+    @property
+    def passed(self) -> bool:
+        return self.psnr_db >= self.psnr_min_db
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    package: str
+    provider: str
+    precision: str
+    cases: tuple[CaseResult, ...] = field(default_factory=tuple)
+    # The manifest's metrics recomputed over all cases (mean), against the shipped values.
+    checks: tuple[MetricCheck, ...] = field(default_factory=tuple)
+
+    @property
+    def passed(self) -> bool:
+        return (
+            bool(self.cases)
+            and all(c.passed for c in self.cases)
+            and all(c.passed for c in self.checks)
+        )
+
+
+def image_metric(name: str, pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
+    """A metric of `pred` against `truth`, (N, C, H, W) model space; SSIM averaged per slice."""
+    if name == "psnr_db":
+        return metrics.psnr(pred, truth, data_range)
+    if name == "mae":
+        return metrics.mae(pred, truth)
+    if name == "ssim":
+        values = [
+            metrics.ssim(pred[i, c], truth[i, c], data_range)
+            for i in range(pred.shape[0])
+            for c in range(pred.shape[1])
+        ]
+        return float(np.mean(values))
+    raise PackageError(f"unknown reference metric {name!r}")
+
+
+def verify_package(
+    package: EdgePackage,
+    provider: str = "auto",
+    precision: str | None = None,
+    options: RuntimeOptions | None = None,
+    engine: Engine | None = None,
+) -> VerifyReport:
+    """Run every reference case on `provider` and compare with the shipped outputs; the
+    manifest's metrics are recomputed against the targets, averaged over the cases."""
+    ref = package.manifest.reference
+    engine = engine or Engine(package, provider, precision, options)
+    results = []
+    values: dict[str, list[float]] = {name: [] for name in ref.metrics}
+    for case in ref.cases:
+        ct = package.load_array(case.input).astype(np.float32)
+        noise = package.load_array(case.noise).astype(np.float32)
+        expected = package.load_array(case.output).astype(np.float32)
+        if noise.shape != expected.shape:
+            raise PackageError(
+                f"reference case {case.name}: noise {noise.shape} and output {expected.shape} "
+                "differ in shape"
+            )
+        start = time.perf_counter()
+        output = engine.generate(ct, noise, case.seed)
+        seconds = time.perf_counter() - start
+        results.append(
+            CaseResult(
+                name=case.name,
+                psnr_db=metrics.psnr(output, expected, ref.data_range),
+                seconds=seconds,
+                psnr_min_db=ref.psnr_min_db,
+            )
+        )
+        if ref.metrics:
+            target = package.load_array(case.target).astype(np.float32)
+            for name in ref.metrics:
+                values[name].append(image_metric(name, output, target, ref.data_range))
+    checks = tuple(
+        MetricCheck(name, float(np.mean(values[name])), shipped, ref.metric_tolerance[name])
+        for name, shipped in ref.metrics.items()
+    )
+    return VerifyReport(
+        package=package.name,
+        provider=engine.provider,
+        precision=engine.precision,
+        cases=tuple(results),
+        checks=checks,
+    )
