@@ -237,6 +237,19 @@ def study_header(ds: Dataset) -> Dataset:
     return out
 
 
+def _check_memory(ds: Dataset, n: int, name: Path, config: ReadConfig) -> None:
+    """Refuse, from the header alone, a volume whose float32 copy would not fit in memory."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    need = n * rows * cols * 4 * 2  # float32 volume plus room for one resampled copy
+    limit = memory_limit_bytes(config)
+    if need > limit:
+        raise InputError(
+            f"{name}: the headers claim a {cols}x{rows}x{n} volume ({need / 2**30:.1f} GiB as "
+            f"float32), more than the {limit / 2**30:.1f} GiB this machine can spare; refused "
+            "before allocating"
+        )
+
+
 def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImage:
     """Read the chosen series into a MedicalImage; `name` is the path the user gave."""
     multiframe = [
@@ -254,6 +267,10 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
     for f in info.files:
         if int(f.header.get("SamplesPerPixel", 1)) != 1:
             raise InputError(f"{f.path}: colour image (SamplesPerPixel > 1); CT/MR is grey-scale")
+    n_claimed = (
+        int(multiframe[0].header.get("NumberOfFrames", 1) or 1) if multiframe else len(info.files)
+    )
+    _check_memory(first, n_claimed, name, config)
     if multiframe:
         records = _records_multiframe(multiframe[0])
         source_format = "dicom-multiframe"
@@ -263,14 +280,6 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
     geo = check_series(records, str(name), config)
 
     n, rows, cols = len(geo.slices), geo.slices[0].rows, geo.slices[0].columns
-    need = n * rows * cols * 4 * (2 if geo.resample else 1)
-    limit = memory_limit_bytes(config)
-    if need > limit:
-        raise InputError(
-            f"{name}: the headers claim a {cols}x{rows}x{n} volume ({need / 2**30:.1f} GiB as "
-            f"float32), more than the {limit / 2**30:.1f} GiB this machine can spare; refused "
-            "before allocating"
-        )
     for f in multiframe or info.files:
         check_transfer_syntax(f.header, str(f.path))
 

@@ -88,6 +88,17 @@ def has_pixel_data(ds: Dataset) -> bool:
     return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
 
 
+def is_image_sop_class(ds: Dataset) -> bool:
+    """True for CT/MR/PET/SC image storage (from the data set or its file meta information)."""
+    meta = getattr(ds, "file_meta", None)
+    sops = {str(ds.get("SOPClassUID", ""))}
+    if meta is not None:
+        sops.add(str(meta.get("MediaStorageSOPClassUID", "")))
+    return any(
+        s in SINGLE_FRAME_IMAGE_SOP_CLASSES or s in MULTIFRAME_IMAGE_SOP_CLASSES for s in sops
+    )
+
+
 def scan_folder(folder: Path) -> list[SeriesInfo]:
     """All image series under `folder` (recursively), largest first; InputError when none.
 
@@ -113,9 +124,10 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
     for f in dicom:
         ds = f.header
         if not has_pixel_data(ds):
-            sop = str(ds.get("SOPClassUID", ""))
-            if sop in SINGLE_FRAME_IMAGE_SOP_CLASSES or sop in MULTIFRAME_IMAGE_SOP_CLASSES:
-                raise InputError(f"{f.path}: DICOM image without pixel data")
+            if is_image_sop_class(ds):
+                raise InputError(
+                    f"{f.path}: DICOM image without pixel data (truncated or incomplete file?)"
+                )
             no_pixels.append(f.path)
             continue
         uid = str(ds.get("SeriesInstanceUID", "")) or "(no SeriesInstanceUID)"
@@ -130,7 +142,7 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
             f"{no_pixels[0].name}, hold no image)"
         )
     if no_pixels:
-        log.info("%s: ignored %d DICOM objects without pixel data", folder, len(no_pixels))
+        log.debug("%s: ignored %d DICOM objects without pixel data", folder, len(no_pixels))
     return sorted(series.values(), key=lambda s: (-s.n_images, s.uid))
 
 

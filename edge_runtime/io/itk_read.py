@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from edge_runtime.errors import InputError
 from edge_runtime.io.config import ReadConfig, memory_limit_bytes
 from edge_runtime.io.image import ImageMetadata, MedicalImage
+from edge_runtime.io.nifti_scan import nonfinite_count
 from edge_runtime.io.privacy import one_line
 
 ITK_SUFFIXES = {
@@ -115,6 +116,10 @@ def read_itk(path: Path, config: ReadConfig, fmt: str | None = None) -> MedicalI
     if not np.issubdtype(arr.dtype, np.integer):
         bad_nan = int(np.isnan(arr).sum())
         bad_inf = int(np.isinf(arr).sum())
+        if (fmt or itk_format(path)) == "nifti":  # ITK's NIfTI library zeroes NaN/Inf on load
+            counted = nonfinite_count(path)
+            if counted is not None:
+                bad_nan, bad_inf = max(bad_nan, counted[0]), max(bad_inf, counted[1])
         if bad_nan or bad_inf:
             raise InputError(
                 f"{path}: contains {bad_nan} NaN and {bad_inf} infinite voxels; an image must be "
