@@ -57,7 +57,13 @@ def manifest_tables(m: Manifest) -> list[Table]:
             ("format", str(m.format_version)),
             ("description", m.description or "-"),
             ("inputs", ", ".join(f"{i.name} ({i.modality}, {i.phase})" for i in t.inputs)),
-            ("outputs", ", ".join(f"{o.name} ({o.modality} {o.sequence})" for o in t.outputs)),
+            (
+                "outputs",
+                ", ".join(
+                    f"{o.name} ({o.modality} {o.sequence}, {o.mr_range[0]:g}..{o.mr_range[1]:g})"
+                    for o in t.outputs
+                ),
+            ),
             ("context slices", f"{t.context_slices} each side -> {t.in_channels} channels"),
             (
                 "grid",
@@ -72,8 +78,12 @@ def manifest_tables(m: Manifest) -> list[Table]:
             (
                 "normalisation",
                 f"CT window {m.normalisation.ct_hu_window} HU -> {m.normalisation.model_range}; "
-                f"MR {m.normalisation.model_range} -> {m.normalisation.mr_range} "
-                f"({m.normalisation.mr_method})",
+                f"MR scaling {m.normalisation.mr_method}"
+                + (
+                    f" (percentile {m.normalisation.mr_percentile:g})"
+                    if m.normalisation.mr_percentile
+                    else ""
+                ),
             ),
             (
                 "sampler",

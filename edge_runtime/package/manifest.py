@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from edge_runtime.errors import InputError, PackageError
 from edge_runtime.samplers import SAMPLERS, Sampler, make_sampler
 
@@ -120,6 +122,9 @@ class OutputSpec:
     name: str
     sequence: str = "t2"
     modality: str = "MR"
+    # The MR intensity that the top of the model range stands for, and the bottom: the
+    # training data's scale (for "percentile" scaling, the median scale of the training MR).
+    mr_range: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -149,13 +154,29 @@ class Grid:
 
 @dataclass(frozen=True)
 class Normalisation:
-    """CT HU window mapped linearly to model_range; model_range mapped back to mr_range."""
+    """Intensities <-> model space: the CT's HU window maps linearly onto model_range (clipped
+    outside, as in training); model_range maps back onto each output's mr_range."""
 
     ct_hu_window: tuple[float, float]
-    mr_range: tuple[float, float]
     model_range: tuple[float, float] = (-1.0, 1.0)
-    # How the training MR was scaled to mr_range ("fixed" range or "percentile" per volume).
+    # How training MR was scaled: one "fixed" range, or each volume divided by a "percentile"
+    # of its body signal (then mr_range holds the median scale over the training cases).
     mr_method: str = "fixed"
+    mr_percentile: float | None = None
+
+    def ct_to_model(self, hu: np.ndarray) -> np.ndarray:
+        """HU -> model space, float32, clipped to model_range."""
+        lo, hi = self.ct_hu_window
+        a, b = self.model_range
+        unit = (np.asarray(hu, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
+        return np.clip(np.float32(a) + np.float32(b - a) * unit, a, b).astype(np.float32)
+
+    def model_to_mr(self, x: np.ndarray, mr_range: tuple[float, float]) -> np.ndarray:
+        """Model space -> MR intensities of an output whose range is `mr_range`, float32."""
+        a, b = self.model_range
+        lo, hi = mr_range
+        unit = (np.asarray(x, dtype=np.float32) - np.float32(a)) / np.float32(b - a)
+        return (np.float32(lo) + np.float32(hi - lo) * unit).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -307,8 +328,16 @@ def _parse_task(r: _Reader) -> Task:
         seq = c.get("sequence", str)
         if seq not in SEQUENCES:
             raise PackageError(f"manifest field task.outputs[{i}].sequence: unknown {seq!r}")
+        mr_range = c.pair("mr_range")
+        if mr_range[0] >= mr_range[1]:
+            raise PackageError(f"manifest task.outputs[{i}].mr_range must go from low to high")
         outputs.append(
-            OutputSpec(name=c.get("name", str), sequence=seq, modality=c.get("modality", str))
+            OutputSpec(
+                name=c.get("name", str),
+                sequence=seq,
+                modality=c.get("modality", str),
+                mr_range=mr_range,
+            )
         )
         c.done()
     if not inputs or not outputs:
@@ -332,15 +361,17 @@ def _parse_grid(r: _Reader) -> Grid:
 
 def _parse_normalisation(r: _Reader) -> Normalisation:
     window = r.pair("ct_hu_window")
-    mr = r.pair("mr_range")
     model = r.pair("model_range")
     method = r.get("mr_method", str)
-    if window[0] >= window[1] or mr[0] >= mr[1] or model[0] >= model[1]:
+    percentile = r.get("mr_percentile", (int, float, type(None)), None)
+    if window[0] >= window[1] or model[0] >= model[1]:
         raise PackageError("manifest normalisation: every range must go from low to high")
     if method not in ("fixed", "percentile"):
         raise PackageError(f"manifest normalisation.mr_method: unknown {method!r}")
+    if method == "percentile" and not (percentile is not None and 0 < percentile <= 100):
+        raise PackageError("manifest normalisation.mr_percentile must be in (0, 100]")
     r.done()
-    return Normalisation(window, mr, model, method)
+    return Normalisation(window, model, method, None if percentile is None else float(percentile))
 
 
 def _parse_sampler(r: _Reader) -> SamplerSpec:

@@ -258,16 +258,17 @@ def make_package(dest: Path, spec: PackageSpec | None = None, **overrides: Any) 
                 for k in range(m.phases)
             ],
             "outputs": [
-                {"name": "t2w", "sequence": "t2", "modality": "MR"} for _ in range(m.out_channels)
+                {"name": f"mr_{k}", "sequence": "t2", "modality": "MR", "mr_range": [0.0, 1000.0]}
+                for k in range(m.out_channels)
             ],
             "context_slices": m.context_slices,
         },
         "grid": {"shape": [m.height, m.width], "spacing_mm": [1.5, 1.5], "slice_thickness_mm": 3.0},
         "normalisation": {
             "ct_hu_window": [-160.0, 240.0],
-            "mr_range": [0.0, 1000.0],
             "model_range": [-1.0, 1.0],
-            "mr_method": "fixed",
+            "mr_method": "percentile",
+            "mr_percentile": 99.5,
         },
         "sampler": {
             "kind": spec.sampler_kind,

@@ -331,3 +331,48 @@ def test_verify_detects_a_model_that_no_longer_matches(tmp_path: Path) -> None:
 def test_parse_manifest_names_its_source() -> None:
     with pytest.raises(PackageError, match=r"^/x/manifest.json is not valid JSON"):
         parse_manifest("{", source="/x/manifest.json")
+
+
+# -- normalisation ---------------------------------------------------------------------------------
+
+
+def test_normalisation_maps_the_hu_window_and_mr_range(tiny_package: Path) -> None:
+    m = load_package(tiny_package).manifest
+    norm, out = m.normalisation, m.task.outputs[0]
+    hu = np.array([-1000.0, -160.0, 40.0, 240.0, 3000.0])
+    np.testing.assert_allclose(norm.ct_to_model(hu), [-1.0, -1.0, 0.0, 1.0, 1.0], atol=1e-6)
+    assert norm.ct_to_model(hu).dtype == np.float32
+    np.testing.assert_allclose(
+        norm.model_to_mr(np.array([-1.0, 0.0, 1.0]), out.mr_range), [0.0, 500.0, 1000.0]
+    )
+
+
+def test_normalisation_agrees_with_training(tiny_package: Path) -> None:
+    """models/ normalises training data with its own helpers: the package's maps must be the
+    same functions, or the clinic feeds the model intensities it never saw."""
+    normalise = pytest.importorskip("models.data.normalise")
+    config = pytest.importorskip("models.aphidiff.config")
+    from edge_runtime.package.manifest import Normalisation
+
+    cfg = config.DataConfig()
+    norm = Normalisation(ct_hu_window=(cfg.hu_min, cfg.hu_max))
+    hu = np.linspace(-1200, 1500, 301).astype(np.float32)
+    np.testing.assert_allclose(norm.ct_to_model(hu), normalise.ct_to_unit(hu, cfg), atol=1e-6)
+    x = np.linspace(-1, 1, 21).astype(np.float32)
+    np.testing.assert_allclose(
+        norm.model_to_mr(x, (0.0, 812.5)), normalise.mr_from_unit(x, 812.5), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda m: m["task"]["outputs"][0].update(mr_range=[5, 1]), "mr_range must go from low"),
+        (lambda m: m["normalisation"].update(mr_percentile=120), "mr_percentile must be in"),
+        (lambda m: m["normalisation"].update(mr_method="zscore"), "unknown 'zscore'"),
+    ],
+)
+def test_bad_normalisation_is_refused(fresh_package: Path, change, message) -> None:
+    rewrite_manifest(fresh_package, change)
+    with pytest.raises(PackageError, match=message):
+        load_package(fresh_package)
