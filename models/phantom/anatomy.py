@@ -97,9 +97,23 @@ class Liver:
         out = subtract(out, self.diaphragm.above(x, y, z, self.diaphragm_mm))
         cav = self.cavity.sdf(x, y, z)
         out = intersect(out, (cav[0] + 3.0, cav[1], cav[2], cav[3]))
+        out = [np.asarray(o) for o in out]
         for other in self.exclude:
-            out = subtract(out, other.sdf(x, y, z), self.gap_mm)
-        return out
+            # only points near the other organ's box and not far outside the liver can change
+            lo, hi = other.bbox()
+            reach = self.gap_mm + 2.0
+            m = out[0] < 6.0
+            for axis, c in enumerate((x, y, z)):
+                m &= (c >= lo[axis] - reach) & (c <= hi[axis] + reach)
+            idx = np.nonzero(m)
+            if len(idx[0]) == 0:
+                continue
+            sub = subtract(
+                tuple(o[idx] for o in out), other.sdf(x[idx], y[idx], z[idx]), self.gap_mm
+            )
+            for o, v in zip(out, sub, strict=True):
+                o[idx] = v
+        return tuple(out)  # type: ignore[return-value]
 
 
 def _union(a: SDF, b: SDF) -> SDF:
@@ -227,9 +241,9 @@ def draw_body_and_liver(rng: np.random.Generator, cfg: PhantomConfig) -> tuple[B
         liver.exclude = [*liver.exclude[:6], Ellipsoid(gb_c, gb_axes, gb_rot)]
 
     scale = 1.0
-    for _ in range(5):
+    for _ in range(4):
         build(scale)
-        vol = shape_volume(liver, 3.0)
+        vol = shape_volume(liver, 4.0)
         scale *= (target / vol) ** (1.0 / 3.0)
     build(scale)
     gallbladder = liver.exclude[6]

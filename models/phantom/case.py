@@ -197,7 +197,9 @@ def render_case(
     for seq in MR_SEQUENCES:
         images[f"mr_{seq}_ctphase"] = mr_ctphase[seq]
     ceiling = {}
-    if ssim:
+    if ssim and not cfg.noise:
+        ceiling = dict.fromkeys(MR_SEQUENCES, 1.0)  # two noise-free realisations are identical
+    elif ssim:
         others = [r for r in (0, 1) if r != realisation]
         reals = {realisation: mr_ctphase}
         for r in others:
@@ -212,6 +214,7 @@ def render_case(
     extras["uptake_mr"] = ct_scene.ch[
         "up_art" if cfg.mr.t1c_phase == "arterial" else "up_port"
     ].copy()
+    extras["tissue"] = ct_scene.tissue
     labels, vessels, lesions = ct_scene.labels, ct_scene.vessels, ct_scene.lesions
     four = {}
     if four_dct:
@@ -248,10 +251,11 @@ def render_case(
             "period_s": br.period_s,
             "phase0_rad": br.phase0,
         },
-        "ct_noise_sigma_hu": patient.ct_sigma if cfg.noise else 0.0,
+        "noise": bool(cfg.noise),
+        "ct_noise_sigma_hu": patient.ct_sigma,
         "mr_snr": patient.mr_snr,
-        "mr_noise_sigma": {k: (v if cfg.noise else 0.0) for k, v in sig.items()},
-        "mr_bias_amplitude": patient.bias_amplitude if cfg.noise else 0.0,
+        "mr_noise_sigma": sig,
+        "mr_bias_amplitude": patient.bias_amplitude,
         "liver_volume_ml": float(
             np.count_nonzero(labels == LABELS["liver"]) * g.voxel_volume / 1000.0
         ),

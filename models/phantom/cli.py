@@ -9,7 +9,7 @@ import typer
 
 from edge_runtime.console import console, progress
 from edge_runtime.errors import InputError
-from models.phantom.config import SUPPORTED_GRIDS
+from models.phantom.config import PRIMARY_LESION_TYPES, SUPPORTED_GRIDS, load_config
 
 app = typer.Typer(
     name="phantom",
@@ -18,6 +18,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+_CONFIG_HELP = "JSON file of config overrides (nested like case.json's config)."
+_TYPES_HELP = (
+    f"Comma-separated primary lesion types to draw, from {', '.join(PRIMARY_LESION_TYPES)}."
+)
 _GRID_HELP = f"In-plane size, one of {', '.join(map(str, SUPPORTED_GRIDS))} (FOV 360 mm)."
 
 
@@ -45,19 +49,26 @@ def case(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing folder.")
     ] = False,
+    config: Annotated[Path | None, typer.Option("--config", help=_CONFIG_HELP)] = None,
+    lesion_types: Annotated[str | None, typer.Option("--lesion-types", help=_TYPES_HELP)] = None,
 ) -> None:
     """Render one synthetic patient into a case folder."""
     from models.phantom.case import render_case
     from models.phantom.io import check_output, write_case
 
     _check_sizes(grid, slices)
+    cfg = load_config(config, lesion_types)
     if seed < 0:
         raise InputError(f"--seed must be >= 0, got {seed}")
+    if realisation < 0:
+        raise InputError(f"--realisation must be >= 0, got {realisation}")
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists; pass --overwrite or choose another folder")
     check_output(out)
     with console.status(f"rendering phantom seed {seed} at {grid}^2 x {slices}"):
-        c = render_case(seed, grid=grid, slices=slices, realisation=realisation, four_dct=four_dct)
+        c = render_case(
+            seed, cfg, grid=grid, slices=slices, realisation=realisation, four_dct=four_dct
+        )
         write_case(c, out, overwrite=overwrite)
     ceil = c.meta["ssim_ceiling"].get("t2", float("nan"))
     console.print(
@@ -75,11 +86,14 @@ def cohort(
     slices: Annotated[
         int, typer.Option("--slices", help="Number of slices over the 200 mm z-FOV.")
     ] = 48,
+    config: Annotated[Path | None, typer.Option("--config", help=_CONFIG_HELP)] = None,
+    lesion_types: Annotated[str | None, typer.Option("--lesion-types", help=_TYPES_HELP)] = None,
 ) -> None:
     """Render a cohort with a manifest and a fixed train/val/test split; resumes if interrupted."""
     from models.phantom.cohort import write_cohort
 
     _check_sizes(grid, slices)
+    cfg = load_config(config, lesion_types)
     if n < 1:
         raise InputError(f"--n must be at least 1, got {n}")
     with progress() as bar:
@@ -92,7 +106,7 @@ def cohort(
                 description=f"{case_id} {'rendered' if rendered else 'done before'}",
             )
 
-        write_cohort(n, seed, out, grid=grid, slices=slices, on_case=step)
+        write_cohort(n, seed, out, grid=grid, slices=slices, config=cfg, on_case=step)
     console.print(f"cohort of {n} in {out} (manifest: {out / 'cohort.json'})")
 
 

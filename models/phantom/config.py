@@ -186,9 +186,9 @@ class MRConfig:
     r1_per_mm_s: float = 3.7  # gadolinium relaxivity at 3 T, 1/(mM s)
     gd_mm_per_mg_iodine: float = 0.2  # [Gd] (mM) per unit of the shared uptake value (mg I/mL)
     t1c_phase: str = "portal"  # CT phase whose uptake drives post-contrast T1
-    texture_t1: float = 0.03  # shared parenchymal texture: relative T1 modulation
-    texture_t2: float = 0.06  # relative T2 modulation
-    texture_pd: float = 0.02  # relative PD modulation
+    texture_t1: float = 0.02  # shared parenchymal texture: relative T1 modulation
+    texture_t2: float = 0.012  # relative T2 modulation (T2WI signal moves ~ TE/T2 times more)
+    texture_pd: float = 0.01  # relative PD modulation
     micro_texture: float = 0.06  # independent per-acquisition micro-texture (relative signal)
     micro_texture_mm: float = 1.2  # its correlation length
     snr: Range = (15.0, 40.0)  # PHANTOM.md: SNR of liver, Rician noise
@@ -201,7 +201,7 @@ class TextureConfig:
     """Shared band-limited anatomical texture (fibrosis-like) of the parenchyma."""
 
     scale_mm: float = 2.5  # correlation length of the shared texture
-    grid_mm: float = 1.5  # sampling of the texture field before interpolation
+    grid_mm: float = 2.0  # sampling of the texture field before interpolation
 
 
 @dataclass
@@ -216,8 +216,8 @@ class MotionConfig:
     caudal_decay: float = 0.45  # weight at the liver tip relative to the dome
     sliding_width_mm: float = 15.0  # width of the transition to the static spine / wall
     min_phase_gap_mm: float = 6.0  # CT and MR SI displacement differ at least this much
-    coarse_mm: float = 4.0  # in-plane spacing on which the inverse map is solved
-    inverse_iterations: int = 8
+    coarse_mm: float = 6.0  # in-plane spacing on which the inverse map is solved
+    inverse_iterations: int = 6
     four_dct_phases: int = 10
     four_dct_contrast: str = "portal"  # which CT phase the 4D-CT shows
 
@@ -271,10 +271,29 @@ class PhantomConfig:
             raise InputError(f"mr.t1c_phase must be arterial or portal, not {self.mr.t1c_phase}")
         if self.motion.four_dct_contrast not in ("plain", "arterial", "portal"):
             raise InputError("motion.four_dct_contrast must be plain, arterial or portal")
+        _check_numbers(self, "")
         missing = set(self.ct.hu) ^ set(self.mr.t1_t2_pd)
         if missing:
             raise InputError(f"tissues missing from the CT or MR table: {sorted(missing)}")
         return self
+
+
+def _check_numbers(obj: Any, where: str) -> None:
+    """Sizes, ranges and counts must be non-negative and ranges ordered (low <= high)."""
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{where}{f.name}"
+        if dataclasses.is_dataclass(value):
+            _check_numbers(value, f"{name}.")
+        elif isinstance(value, tuple) and all(isinstance(v, int | float) for v in value):
+            if any(v < 0 for v in value):
+                raise InputError(f"config {name} must not be negative, got {list(value)}")
+            if f.type in ("Range", "tuple[int, int]") and value[0] > value[1]:
+                raise InputError(
+                    f"config {name} is a range and needs low <= high, got {list(value)}"
+                )
+        elif isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            raise InputError(f"config {name} must not be negative, got {value}")
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -302,3 +321,51 @@ def _nested_class(cls: type, key: str) -> type | None:
         if dataclasses.is_dataclass(obj):
             return type(obj)
     return None
+
+
+def merged_config(overrides: dict[str, Any]) -> PhantomConfig:
+    """Defaults with a (partial, nested) dict of overrides applied; unknown keys are errors."""
+    base = PhantomConfig().to_dict()
+
+    def merge(into: dict[str, Any], new: dict[str, Any], where: str) -> None:
+        for key, value in new.items():
+            if key not in into:
+                raise InputError(f"unknown config key {where}{key}")
+            if isinstance(into[key], dict) and isinstance(value, dict) and key != "type_weights":
+                merge(into[key], value, f"{where}{key}.")
+            else:
+                into[key] = value
+
+    merge(base, overrides, "")
+    return PhantomConfig.from_dict(base).validate()
+
+
+def load_config(path: str | None = None, lesion_types: str | None = None) -> PhantomConfig:
+    """Config from an optional JSON file of overrides and an optional comma-separated list of
+    primary lesion types (drawn with equal weights)."""
+    import json
+    from pathlib import Path
+
+    overrides: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            overrides = json.loads(p.read_text())
+        except OSError as exc:
+            raise InputError(f"cannot read config {p}: {exc.strerror or exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise InputError(
+                f"config {p} is not valid JSON: {exc.msg} (line {exc.lineno})"
+            ) from exc
+        if not isinstance(overrides, dict):
+            raise InputError(f"config {p} must hold a JSON object")
+    if lesion_types is not None:
+        names = [t.strip() for t in lesion_types.split(",") if t.strip()]
+        unknown = [t for t in names if t not in PRIMARY_LESION_TYPES]
+        if unknown or not names:
+            raise InputError(
+                f"unknown lesion type(s) {unknown or [lesion_types]}; "
+                f"choose from {list(PRIMARY_LESION_TYPES)}"
+            )
+        overrides.setdefault("lesions", {})["type_weights"] = {t: 1.0 for t in names}
+    return merged_config(overrides)

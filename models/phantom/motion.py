@@ -46,22 +46,38 @@ class Breathing:
 
 @dataclass
 class MotionField:
-    """The B-spline weight w on a control grid (coefficients) plus the breathing amplitudes."""
+    """The B-spline weight w (control-grid coefficients) plus the breathing amplitudes.
+
+    For speed, w is evaluated once from its cubic B-spline on a dense sampling grid and
+    interpolated trilinearly from there; forward map, inverse map and true fields all use that
+    same function, so they stay consistent with each other.
+    """
 
     coef: np.ndarray  # (nz, ny, nx) B-spline coefficients of w
     origin: np.ndarray  # xyz of control point (0, 0, 0)
     spacing: float
     breathing: Breathing
+    sample_mm: float = 6.0
+
+    def __post_init__(self) -> None:
+        lo = self.origin
+        hi = self.origin + self.spacing * (np.array(self.coef.shape[::-1]) - 1)
+        n = np.floor((hi - lo) / self.sample_mm).astype(int) + 1
+        axes = [lo[i] + self.sample_mm * np.arange(n[i]) for i in range(3)]
+        z, y, x = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
+        idx = np.stack(
+            [(z - lo[2]) / self.spacing, (y - lo[1]) / self.spacing, (x - lo[0]) / self.spacing]
+        )
+        self.dense = ndimage.map_coordinates(
+            self.coef, idx, order=3, prefilter=False, mode="nearest"
+        ).astype(np.float32)
 
     def weight_at(self, x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
+        h = self.sample_mm
         idx = np.stack(
-            [
-                (z - self.origin[2]) / self.spacing,
-                (y - self.origin[1]) / self.spacing,
-                (x - self.origin[0]) / self.spacing,
-            ]
+            [(z - self.origin[2]) / h, (y - self.origin[1]) / h, (x - self.origin[0]) / h]
         )
-        return ndimage.map_coordinates(self.coef, idx, order=3, prefilter=False, mode="nearest")
+        return ndimage.map_coordinates(self.dense, idx, order=1, mode="nearest")
 
     def forward(self, x: np.ndarray, y: np.ndarray, z: np.ndarray, a: float):
         """Phase position of reference points at breathing weight a."""

@@ -106,6 +106,17 @@ def draw_patient(seed: int, cfg: PhantomConfig, grid: Grid) -> Patient:
     )
 
 
+def tissue_index(cfg: PhantomConfig, tissue: str) -> int:
+    """Index of a tissue in the (sorted) tissue table; 0 is air."""
+    names = tissue_names(cfg)
+    return names.index(tissue)
+
+
+def tissue_names(cfg: PhantomConfig) -> list[str]:
+    """Tissue names in index order: air first, then the CT table's names sorted."""
+    return ["air", *sorted(t for t in cfg.ct.hu if t != "air")]
+
+
 def tissue_values(cfg: PhantomConfig, tissue: str) -> dict[str, float]:
     """Channel values of a tissue from the CT and MR tables."""
     plain, art, port = cfg.ct.hu[tissue]
@@ -136,6 +147,7 @@ class Scene:
     vessels: np.ndarray | None = None
     lesions: np.ndarray | None = None
     liver_occ: np.ndarray | None = None
+    tissue: np.ndarray | None = None  # index into TISSUES of the tissue covering most of a voxel
 
     def __post_init__(self) -> None:
         (rx, ry, rz), pts = phase_maps(self.patient.field, self.grid, self.a, self.cfg.motion)
@@ -152,6 +164,7 @@ class Scene:
             self.labels = np.zeros(g.shape, dtype=np.uint8)
             self.vessels = np.zeros(g.shape, dtype=np.uint8)
             self.lesions = np.zeros(g.shape, dtype=np.uint16)
+            self.tissue = np.zeros(g.shape, dtype=np.uint8)
         self._paint_all()
 
     # -- geometry -------------------------------------------------------------------------
@@ -204,8 +217,11 @@ class Scene:
             cur += (
                 occ * (np.float32(vals[c]) - cur) if np.isscalar(vals[c]) else occ * (vals[c] - cur)
             )
-        if label is not None and self.labels is not None:
-            self.labels[sl][occ >= 0.5] = label
+        if self.labels is not None:
+            major = occ >= 0.5
+            if label is not None:
+                self.labels[sl][major] = label
+            self.tissue[sl][major] = tissue_index(self.cfg, tissue)
 
     def paint_shape(self, shape, tissue: str, label: int | None = None, sdf_fn=None) -> None:
         sl = self.region(*shape.bbox())

@@ -75,7 +75,7 @@ class RadialBumps:
 
     def mean_cube(self) -> float:
         """Mean of r^3 over the sphere: the volume factor of the perturbed solid."""
-        d = fibonacci_sphere(8000)
+        d = fibonacci_sphere(4000)
         r = 1.0 + (self.amp / self.norm) * self._raw(d)
         return float(np.mean(np.clip(r, 0.05, None) ** 3))
 

@@ -103,6 +103,7 @@ def _branch(
     d = d / (np.linalg.norm(d) + 1e-12)
     lo, hi = np.deg2rad(cfg.branch_angle_deg)
     for shrink in (1.0, 0.6, 0.35):
+        tries = []
         for _ in range(cfg.direction_tries):
             axis = _perpendicular(d, rng)
             minor_angle = rng.uniform(lo, hi)
@@ -114,11 +115,15 @@ def _branch(
                 kids.append(
                     Segment(tree, seg.p1.copy(), seg.p1 + nd * length, r, seg.generation + 1, None)
                 )
-            pts = np.array(
-                [k.p0 + (k.p1 - k.p0) * t for k in kids for t in (0.5, 1.0)], dtype=np.float64
-            )
-            if _inside(liver, pts, margin=1.0 + 0.5 * radii[0]):
-                return kids
+            tries.append(kids)
+        # one vectorised inside-test for all tries: midpoints and ends of both children
+        pts = np.array(
+            [k.p0 + (k.p1 - k.p0) * t for kids in tries for k in kids for t in (0.5, 1.0)]
+        )
+        sd = liver.sdf(pts[:, 0], pts[:, 1], pts[:, 2])[0].reshape(len(tries), 4)
+        ok = np.all(sd < -(1.0 + 0.5 * radii[0]), axis=1)
+        if ok.any():
+            return tries[int(np.argmax(ok))]
     return None
 
 
