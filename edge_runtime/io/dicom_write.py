@@ -310,19 +310,23 @@ def write_ct_series(
     series_number: int = 1,
     patient: dict[str, str] | None = None,
     study: MedicalImage | None = None,
+    modality: str = "CT",
     overwrite: bool = False,
 ) -> WrittenSeries:
-    """Write `image` (HU) as an ordinary CT series: test fixtures and phantom exports.
+    """Write `image` as an ordinary (ORIGINAL) series: test fixtures and phantom exports.
 
-    `patient` sets patient-module attributes of a new study (PatientName, PatientID, ...);
-    `study` instead joins an existing DICOM image's study.
+    CT by default (HU, signed); `modality="MR"` writes a classic MR image series instead (for
+    fixtures of public MR sets). `patient` sets patient-module attributes of a new study
+    (PatientName, PatientID, ...); `study` instead joins an existing DICOM image's study.
     """
+    if modality not in ("CT", "MR"):
+        raise HidiffError(f"modality must be CT or MR, got {modality!r}")
     if not np.isfinite(image.voxels).all():
         raise HidiffError("the image to write contains NaN or infinite values")
-    rescale = choose_rescale(image.voxels, signed=True)
+    rescale = choose_rescale(image.voxels, signed=modality == "CT" or image.voxels.min() < 0)
     attrs = _study_attributes(study, patient)
+    image_type = ["ORIGINAL", "PRIMARY", "AXIAL" if modality == "CT" else "OTHER"]
     base = _base_dataset(
-        image, attrs, "CT", series_description, series_number, ["ORIGINAL", "PRIMARY", "AXIAL"],
-        rescale,
-    )  # fmt: skip
+        image, attrs, modality, series_description, series_number, image_type, rescale
+    )
     return _write(image, base, Path(out_dir), rescale, overwrite)
