@@ -92,6 +92,7 @@ def manifest_tables(m: Manifest) -> list[Table]:
                 + (f", {_fmt(dict(s.config))}" if s.config else ""),
             ),
             ("precisions", ", ".join(m.precisions)),
+            *[(f"coreml {role}", path) for role, path in m.coreml.items()],
         ],
     )
     files = Table(title="files", title_justify="left")

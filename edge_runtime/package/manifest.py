@@ -236,6 +236,10 @@ class Manifest:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     validation: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    # Optional Core ML builds: role -> a .mlpackage folder whose files are all listed (hashed).
+    # The runtime does not execute them (its `coreml` profile runs the ONNX graphs through
+    # onnxruntime's CoreML provider); a macOS app with coremltools can.
+    coreml: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def precisions(self) -> tuple[str, ...]:
@@ -255,6 +259,11 @@ class Manifest:
             if case.target:
                 paths.append(case.target)
         return paths
+
+    def files_under(self, folder: str) -> list[FileEntry]:
+        """Listed files inside `folder` (for folder-shaped artefacts such as .mlpackage)."""
+        prefix = folder.rstrip("/") + "/"
+        return [e for e in self.files if e.path.startswith(prefix)]
 
     def check_input(self, modality: str | None, phase: str | None = None) -> None:
         """Refuse an input image whose modality (or CT phase, when known) the model was not
@@ -290,7 +299,7 @@ def _check_format_version(data: Mapping[str, Any]) -> int:
     return version
 
 
-def _rel_path(value: Any, where: str) -> str:
+def check_rel_path(value: Any, where: str) -> str:
     """A '/'-separated path that stays inside the package folder (checked again, against
     symlinks, when the package is loaded)."""
     if not isinstance(value, str) or not value:
@@ -401,7 +410,8 @@ def _parse_graphs(r: _Reader) -> dict[str, dict[str, str]]:
             raise PackageError(f"manifest graphs: unknown precision {precision!r}; {PRECISIONS}")
         c = r.child(precision)
         graphs[precision] = {
-            role: _rel_path(c.get(role, str), f"graphs.{precision}.{role}") for role in GRAPH_ROLES
+            role: check_rel_path(c.get(role, str), f"graphs.{precision}.{role}")
+            for role in GRAPH_ROLES
         }
         c.done()
     if not graphs:
@@ -413,7 +423,7 @@ def _parse_files(items: list[Any]) -> tuple[FileEntry, ...]:
     entries, seen = [], set()
     for i, item in enumerate(items):
         c = _Reader(item, f"files[{i}]")
-        path = _rel_path(c.get("path", str), f"files[{i}].path")
+        path = check_rel_path(c.get("path", str), f"files[{i}].path")
         digest = c.get("sha256", str)
         size = c.get("bytes", int)
         c.done()
@@ -424,6 +434,17 @@ def _parse_files(items: list[Any]) -> tuple[FileEntry, ...]:
         seen.add(path)
         entries.append(FileEntry(path, digest, size))
     return tuple(entries)
+
+
+def _parse_coreml(data: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for role, path in data.items():
+        if role not in GRAPH_ROLES:
+            raise PackageError(f"manifest coreml: unknown role {role!r}; {GRAPH_ROLES}")
+        out[role] = check_rel_path(path, f"coreml.{role}")
+        if not out[role].endswith(".mlpackage"):
+            raise PackageError(f"manifest coreml.{role}: {path!r} is not a .mlpackage folder")
+    return out
 
 
 def _numbers(values: Mapping[str, Any], where: str) -> dict[str, float]:
@@ -444,9 +465,9 @@ def _parse_reference(r: _Reader, precisions: tuple[str, ...]) -> Reference:
         cases.append(
             ReferenceCase(
                 name=c.get("name", str),
-                input=_rel_path(c.get("input", str), f"reference.cases[{i}].input"),
-                noise=_rel_path(c.get("noise", str), f"reference.cases[{i}].noise"),
-                output=_rel_path(c.get("output", str), f"reference.cases[{i}].output"),
+                input=check_rel_path(c.get("input", str), f"reference.cases[{i}].input"),
+                noise=check_rel_path(c.get("noise", str), f"reference.cases[{i}].noise"),
+                output=check_rel_path(c.get("output", str), f"reference.cases[{i}].output"),
                 seed=c.get("seed", int),
                 target=target,
             )
@@ -498,10 +519,14 @@ def manifest_from_dict(data: Any) -> Manifest:
         reference=_parse_reference(r.child("reference"), tuple(graphs)),
         provenance=r.get("provenance", dict, {}),
         validation=r.get("validation", dict, {}),
+        coreml=_parse_coreml(r.get("coreml", dict, {})),
     )
     r.done()
     for path in manifest.referenced_paths():
         manifest.file(path)  # every file used must carry a hash
+    for role, folder in manifest.coreml.items():
+        if not manifest.files_under(folder):
+            raise PackageError(f"manifest coreml.{role}: no listed file under {folder}")
     _validate_with_schema(data)
     return manifest
 

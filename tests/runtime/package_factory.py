@@ -24,6 +24,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edge_runtime.package.selfcheck import image_metric
+from edge_runtime.package.writer import write_package
 from edge_runtime.samplers import make_sampler
 
 OPSET = 17
@@ -198,7 +199,6 @@ class PackageSpec:
     n_cases: int = 1
     batch: int = 2
     metrics: tuple[str, ...] = ("psnr_db", "mae", "ssim")
-    format_version: int = 1
 
 
 def make_package(dest: Path, spec: PackageSpec | None = None, **overrides: Any) -> Path:
@@ -206,7 +206,6 @@ def make_package(dest: Path, spec: PackageSpec | None = None, **overrides: Any) 
     spec = spec or PackageSpec(**overrides)
     m = spec.model
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=False)
     blobs: dict[str, bytes] = {}
     graphs = {}
     for p in spec.precisions:
@@ -240,16 +239,7 @@ def make_package(dest: Path, spec: PackageSpec | None = None, **overrides: Any) 
             blobs[paths[key]] = npy_bytes(arr)
         cases.append({"name": name, "seed": seed, **paths})
 
-    for rel, data in blobs.items():
-        path = dest / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    files = [
-        {"path": rel, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-        for rel, data in sorted(blobs.items())
-    ]
     manifest = {
-        "format_version": spec.format_version,
         "name": spec.name,
         "description": "tiny untrained network built by tests/runtime/package_factory.py",
         "task": {
@@ -277,7 +267,6 @@ def make_package(dest: Path, spec: PackageSpec | None = None, **overrides: Any) 
             "config": spec.sampler_config,
         },
         "graphs": graphs,
-        "files": files,
         "provenance": {
             "training_recipe": "none (untrained test network)",
             "teacher_sha256": None,
@@ -297,7 +286,7 @@ def make_package(dest: Path, spec: PackageSpec | None = None, **overrides: Any) 
     manifest["reference"]["metric_tolerance"] = {
         k: v for k, v in manifest["reference"]["metric_tolerance"].items() if k in spec.metrics
     }
-    (dest / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_package(dest, manifest, blobs)
     return dest
 
 
