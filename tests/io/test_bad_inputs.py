@@ -351,3 +351,20 @@ def test_failed_write_leaves_nothing_that_looks_finished(tmp_path: Path, monkeyp
         write_ct_series(ct_image(), tmp_path / "out")
     assert calls["n"] == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compressed_syntax_without_installed_decoder_names_it(write_series) -> None:
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import HTJ2KLossless
+
+    if get_decoder(HTJ2KLossless).is_available:
+        pytest.skip("an HTJ2K decoder is installed here; the error path cannot be shown")
+    folder = write_series()
+    for f in files_of(folder):
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = HTJ2KLossless
+        ds.PixelData = pydicom.encaps.encapsulate([b"\xff\x4f" + b"\0" * 62])
+        ds.save_as(f, enforce_file_format=True)
+    assert_one_line_error(
+        folder, must=("High-Throughput JPEG 2000", "1.2.840.10008.1.2.4.201", "install one of")
+    )
