@@ -309,6 +309,19 @@ def _cached_cpu_model(
     return None, path, so
 
 
+def _cache_writable(folder: Path) -> bool:
+    """Create the cache folder; a read-only home only costs the cache, never the run."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        log.warning("optimised-model cache %s unavailable (%s); running without it", folder, exc)
+        return False
+    if not os.access(folder, os.W_OK | os.X_OK):
+        log.warning("optimised-model cache %s is not writable; running without it", folder)
+        return False
+    return True
+
+
 def _write_cache(tmp: Path, final: Path) -> None:
     if not tmp.is_file():
         return
@@ -342,8 +355,7 @@ def create_session(
         cached, cache_path, so = _cached_cpu_model(model, options)
         if cached is not None:
             model, from_cache = cached, True
-        elif cache_path is not None:
-            cache_path.parent.mkdir(parents=True, exist_ok=True)
+        elif cache_path is not None and _cache_writable(cache_path.parent):
             tmp = cache_path.with_name(f".{cache_path.name}.partial-{os.getpid()}")
             so.optimized_model_filepath = str(tmp)
             # ORT warns that the saved graph is specific to this machine: it is, by design

@@ -231,3 +231,17 @@ def test_runner_casts_feeds_to_the_graph_types() -> None:
     assert out.dtype == np.float16
     with pytest.raises(HidiffError, match="not fed"):
         r.run({})
+
+
+def test_an_unusable_cache_folder_costs_the_cache_not_the_run(
+    tmp_path, encoder_bytes, caplog
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="hidiff"):
+        h = create_session(encoder_bytes, "cpu", RuntimeOptions(cache_dir=blocker / "cache"))
+    assert not h.from_cache and "running without it" in caplog.text
+    ct = ct_batch()
+    np.testing.assert_allclose(
+        SessionRunner(h).run({"ct": ct})["cond"], numpy_encoder(SPEC, ct), atol=1e-5
+    )
