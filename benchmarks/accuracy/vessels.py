@@ -74,6 +74,7 @@ class VesselReference:
     bright: bool  # vessels brighter than liver on this sequence
     threshold: float  # tubeness threshold (Otsu on the truth)
     liver: np.ndarray  # eroded liver mask the segmentation is confined to
+    truth_tubeness: np.ndarray  # kept so the truth's own segmentation costs no second filter
 
 
 def _normalise(image: np.ndarray, liver: np.ndarray) -> np.ndarray:
@@ -110,14 +111,17 @@ def vessel_reference(
     bright = bool(np.median(truth[inside]) > np.median(truth[outside])) if inside.any() else True
     tube = _tubeness(truth, liver_e, bright, cfg)
     threshold = float(threshold_otsu(tube[liver_e]))
-    return VesselReference(bright=bright, threshold=threshold, liver=liver_e)
+    return VesselReference(bright=bright, threshold=threshold, liver=liver_e, truth_tubeness=tube)
 
 
 def segment_vessels(
-    image: np.ndarray, ref: VesselReference, cfg: VesselConfig = VesselConfig()
+    image: np.ndarray | None, ref: VesselReference, cfg: VesselConfig = VesselConfig()
 ) -> np.ndarray:
-    """Binary vessel mask of `image` by the fixed method, with the truth's polarity/threshold."""
-    tube = _tubeness(image, ref.liver, ref.bright, cfg)
+    """Binary vessel mask of `image` by the fixed method, with the truth's polarity/threshold.
+
+    `image=None` segments the truth the reference was made from.
+    """
+    tube = ref.truth_tubeness if image is None else _tubeness(image, ref.liver, ref.bright, cfg)
     mask = (tube > ref.threshold) & ref.liver
     lab, n = ndi.label(mask, structure=_FULL)
     if n:

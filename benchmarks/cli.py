@@ -1,0 +1,85 @@
+"""`hidiff bench`: the benchmark commands (accuracy now; device and report join this group).
+
+Registered through the `hidiff.commands` entry point `bench = "benchmarks.cli:app"`; the
+runtime's root command loads it without importing it by name. Heavy imports happen inside the
+commands so `hidiff --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    name="bench",
+    help="Benchmarks: accuracy of synthetic MRI against the truth (more commands to come).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _group() -> None:
+    """Benchmarks of accuracy, speed and memory; every result is JSON with provenance."""
+
+
+@app.command("accuracy")
+def accuracy(
+    pred: Annotated[
+        list[str],
+        typer.Option(
+            "--pred",
+            help="NAME=DIR of predictions: DIR/<case-id>/mr_<t1|t2|t1c>.nii.gz on the truth's "
+            "grid. Repeat for several methods; the first is the reference of the paired tests.",
+        ),
+    ],
+    truth: Annotated[
+        Path, typer.Option("--truth", help="Phantom cohort folder (or one case folder).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: CSVs, summary.json, figures.")],
+    split: Annotated[
+        str | None, typer.Option("--split", help="Only the cases of this cohort split.")
+    ] = None,
+    sequences: Annotated[
+        str | None,
+        typer.Option("--sequences", help="Comma-separated subset of t1,t2,t1c (default: all)."),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option("--margin", help="Non-inferiority margin on mean paired SSIM.")
+    ] = 0.01,
+    worst: Annotated[int, typer.Option("--worst", min=0, help="Worst cases shown per method.")] = 2,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing --out.")
+    ] = False,
+) -> None:
+    """Judge prediction folders against the truth: per-case CSV, summary JSON, figures."""
+    from benchmarks.accuracy.cohort import SEQUENCES
+    from benchmarks.accuracy.run import parse_predictions, run_accuracy
+    from edge_runtime.errors import InputError
+
+    seqs = None
+    if sequences:
+        seqs = [s.strip().lower() for s in sequences.split(",") if s.strip()]
+        unknown = [s for s in seqs if s not in SEQUENCES]
+        if unknown:
+            raise InputError(f"--sequences: unknown {', '.join(unknown)}; use t1, t2, t1c")
+    summary = run_accuracy(
+        parse_predictions(pred),
+        truth,
+        out,
+        split=split,
+        sequences=seqs,
+        margin=margin,
+        worst=worst,
+        overwrite=overwrite,
+    )
+    typer.echo(str(Path(out) / "summary.json"))
+    for m, res in summary["results"].items():
+        parts = [
+            f"{seq} SSIM {v['ssim']['mean']:.4f}"
+            for seq, v in res["by_sequence"].items()
+            if v["ssim"]["mean"] is not None
+        ]
+        typer.echo(f"{m}: " + ", ".join(parts))
