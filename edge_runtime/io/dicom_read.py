@@ -152,12 +152,31 @@ def _records_multiframe(f: DicomFile) -> list[SliceRecord]:
     return records
 
 
-def check_transfer_syntax(ds: Dataset, where: str) -> None:
-    """Fail early, naming the syntax, when no installed decoder can read this pixel data."""
+# Compressed syntaxes the GDCM library inside SimpleITK (a base dependency) decodes: the
+# fallback when none of pydicom's optional decoder plugins is installed for them.
+GDCM_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50",  # JPEG baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG extended
+    "1.2.840.10008.1.2.4.57",  # JPEG lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG lossless SV1: the usual PACS CT export
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE lossless
+}
+
+
+def choose_decoder(ds: Dataset, where: str, multiframe: bool = False) -> str:
+    """ "pydicom" or "gdcm" for this file's pixel data; an error naming the syntax if neither.
+
+    pydicom's decoders are preferred (they leave the stored values to us, so the modality LUT is
+    applied in one place); SimpleITK's GDCM is the fallback for single-frame files.
+    """
     meta = getattr(ds, "file_meta", None)
     tsyntax = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else UID("")
     if not tsyntax:
-        return  # pydicom infers implicit little endian for files without meta information
+        return "pydicom"  # pydicom infers implicit little endian for files without meta
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError as exc:
@@ -165,12 +184,29 @@ def check_transfer_syntax(ds: Dataset, where: str) -> None:
             f"{where}: unsupported transfer syntax {tsyntax.name} ({tsyntax}): no pixel-data "
             "decoder exists for it; export the series uncompressed"
         ) from exc
-    if not decoder.is_available:
-        missing = "; ".join(decoder.missing_dependencies) or "a decoder plugin"
-        raise InputError(
-            f"{where}: compressed transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded "
-            f"here: install one of: {missing}"
-        )
+    if decoder.is_available:
+        return "pydicom"
+    if str(tsyntax) in GDCM_SYNTAXES and not multiframe:
+        return "gdcm"
+    missing = "; ".join(decoder.missing_dependencies) or "a decoder plugin"
+    raise InputError(
+        f"{where}: compressed transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded "
+        f"here: install one of: {missing}"
+    )
+
+
+def _decode_with_gdcm(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """One single-frame file through SimpleITK's GDCM, which applies the rescale itself."""
+    import SimpleITK as sitk
+
+    try:
+        img = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    except RuntimeError as exc:
+        raise InputError(f"{path}: cannot decode compressed pixel data with GDCM") from exc
+    arr = sitk.GetArrayFromImage(img).reshape(-1, *shape)
+    if arr.shape[0] != 1:
+        raise InputError(f"{path}: GDCM returned {arr.shape[0]} frames for a single-frame file")
+    return arr[0]
 
 
 def _check_pixel_length(ds: Dataset, where: str, frames: int) -> None:
@@ -280,8 +316,7 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
     geo = check_series(records, str(name), config)
 
     n, rows, cols = len(geo.slices), geo.slices[0].rows, geo.slices[0].columns
-    for f in multiframe or info.files:
-        check_transfer_syntax(f.header, str(f.path))
+    decoders = {f.path: choose_decoder(f.header, str(f.path), bool(multiframe)) for f in info.files}
 
     volume = np.empty((n, rows, cols), dtype=np.float32)
     if multiframe:
@@ -295,6 +330,9 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
         by_path = {f.path: f.header for f in info.files}
         for k, rec in enumerate(geo.slices):
             ds = by_path[rec.path]
+            if decoders[rec.path] == "gdcm":
+                volume[k] = _decode_with_gdcm(rec.path, (rows, cols))
+                continue
             _check_pixel_length(ds, str(rec.path), 1)
             arr = _decode(ds, str(rec.path))
             if arr.shape != (rows, cols):

@@ -211,3 +211,30 @@ def test_enhanced_multiframe_ct_applies_per_frame_rescale(tmp_path: Path) -> Non
     assert multi.same_grid(classic)
     np.testing.assert_array_equal(multi.voxels, classic.voxels)
     assert multi.voxels.min() < 0  # HU, so the rescale intercept was applied
+
+
+def test_jpeg_lossless_series_decodes_like_the_uncompressed_one(
+    write_series, tmp_path: Path
+) -> None:
+    """JPEG Lossless SV1 (the usual PACS CT export), with a -1024 rescale intercept, decodes
+    (pydicom plugin if installed, else SimpleITK's GDCM) to the same HU as uncompressed."""
+    image = ct_image(shape=(5, 16, 12))
+    folder = write_series(image)
+    for f in files_of(folder):
+        ds = pydicom.dcmread(f)
+        stored = (ds.pixel_array.astype(np.int32) + 1024).astype(np.int16)
+        tmp = tmp_path / "one.dcm"
+        writer = sitk.ImageFileWriter()
+        writer.SetFileName(str(tmp))
+        writer.SetUseCompression(True)
+        writer.SetCompressor("JPEG")
+        writer.Execute(sitk.GetImageFromArray(stored[None]))
+        packed = pydicom.dcmread(tmp)
+        assert packed.file_meta.TransferSyntaxUID == pydicom.uid.JPEGLosslessSV1
+        ds.PixelData = packed.PixelData
+        ds.file_meta.TransferSyntaxUID = packed.file_meta.TransferSyntaxUID
+        ds.RescaleIntercept = "-1024"
+        ds.save_as(f, enforce_file_format=True)
+    got = read_image(folder)
+    np.testing.assert_array_equal(got.voxels, image.voxels)
+    assert got.same_grid(image)
