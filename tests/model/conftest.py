@@ -1,10 +1,11 @@
-"""Fixtures of the model tests: a tiny synthetic cohort (phantom contract), one torch thread."""
+"""Fixtures of the model tests: a tiny phantom cohort, one torch thread."""
 
 from pathlib import Path
 
 import pytest
 import torch
-from synthetic_case import write_cohort
+
+from models.phantom import write_cohort
 
 
 @pytest.fixture(autouse=True)
@@ -18,5 +19,8 @@ def _one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_cohort(tmp_path_factory) -> Path:
-    """Three 128^2 x 6-slice cases: two train, one test (held out)."""
-    return write_cohort(tmp_path_factory.mktemp("cohort") / "cohort", n=3, seed=11)
+    """Three phantom patients at 128^2 x 8 slices; cohort seed 2 puts case-0002 in the test
+    split and case-0000/0001 in train (the phantom draws the split from the seed)."""
+    out = tmp_path_factory.mktemp("cohort") / "cohort"
+    write_cohort(3, 2, out, grid=128, slices=8, preview=False)
+    return out

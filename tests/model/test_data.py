@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 import torch
+from synthetic_case import write_case
 
 from edge_runtime.errors import InputError
 from models.aphidiff.config import SEQUENCES, DataConfig
@@ -20,9 +21,11 @@ def test_find_cases_by_split_and_single_folder(tiny_cohort):
         find_cases(tiny_cohort, "val")
 
 
-def test_pseudo_lesions_are_background(tiny_cohort):
-    case = read_case(tiny_cohort / "case-0000", ("portal",), ("t2",))
-    raw = sitk.GetArrayFromImage(sitk.ReadImage(str(tiny_cohort / "case-0000/lesions.nii.gz")))
+def test_pseudo_lesions_are_background(tmp_path):
+    # A contract-following case with a known arterio-portal shunt (lesion id 3, pseudo).
+    folder = write_case(tmp_path / "case", seed=4)
+    case = read_case(folder, ("portal",), ("t2",))
+    raw = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "lesions.nii.gz")))
     assert (raw == 3).any()  # the ap_shunt is in the file ...
     assert not (case.lesions == 3).any()  # ... and not a lesion to the model
     assert (case.lesions > 0).any()

@@ -4,11 +4,16 @@ After a short training of the VQ-VAE alone on the training cases, on a case it n
 decoding the CT's anatomy code z_a(CT) with the MR's modality code z_m(MR) must reconstruct the
 MR clearly better (SSIM) than decoding it with the CT's own modality code z_m(CT). That is, the
 anatomy code carries the shared anatomy and the modality code the look of the target modality.
+
+Marked slow: on the phantom the margin becomes clear only after ~200 steps (measured on the
+test's cohort: mean SSIM 0.44 vs 0.42 after 80 steps, 0.56 vs 0.44 after 200, 0.62 vs 0.46
+after 250), about 2 minutes on two shared cores, too long for the fast suite.
 """
 
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from edge_runtime.metrics import ssim
@@ -34,13 +39,14 @@ def _train_vqvae(dataset: SliceDataset, steps: int) -> VQVAE:
     return vq.eval()
 
 
+@pytest.mark.slow
 def test_swap_anatomy_with_mr_modality_beats_ct_modality(tiny_cohort):
     cfg = preset("tiny").data
     # Train on 64^2 crops (4x cheaper, keeps the fast suite fast); evaluate on whole slices.
     train = SliceDataset(find_cases(tiny_cohort, "train"), dataclasses.replace(cfg, crop=64))
     held_out = SliceDataset(find_cases(tiny_cohort, "test"), cfg)
     assert not {c.case_id for c in train.cases} & {c.case_id for c in held_out.cases}
-    vq = _train_vqvae(train, steps=80)
+    vq = _train_vqvae(train, steps=300)
     swapped, own = [], []
     with torch.no_grad():
         for i in range(len(held_out)):
@@ -54,6 +60,6 @@ def test_swap_anatomy_with_mr_modality_beats_ct_modality(tiny_cohort):
             own.append(ssim(with_ct, truth, data_range=2.0))
     swapped, own = np.array(swapped), np.array(own)
     # clearly better: on average by a wide margin, and on (almost) every slice and sequence
-    assert swapped.mean() > own.mean() + 0.08, (swapped.mean(), own.mean())
+    assert swapped.mean() > own.mean() + 0.1, (swapped.mean(), own.mean())
     assert (swapped > own).mean() >= 0.9
     assert len(swapped) == len(held_out.index) * len(SEQUENCES)
