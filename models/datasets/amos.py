@@ -3,8 +3,11 @@
 Layout as released in amos22.zip (zenodo 7155725; see docs/datasets.md for the sources):
     dataset.json, imagesTr/amos_0001.nii.gz, labelsTr/amos_0001.nii.gz,
     imagesVa/, labelsVa/, imagesTs/
-Modality follows the case number: ids below 500 are CT, 500 and above MRI (AMOS22).
-CT and MRI cases are different patients: every case has one image (unpaired).
+Modality follows the case number. The AMOS readme's prose ("less than 500 is CT") and its
+counts (500 CT, 100 MRI on ids 1-600) disagree by one; independent users who checked the
+intensities found amos_0500 to be CT, so ids 1-500 are CT and 501-600 MRI here
+(`mri_first_id` changes the boundary). CT and MRI cases are different patients: every case
+has one image (unpaired).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 from edge_runtime.errors import InputError
 from models.datasets.base import Case, CaseDataset, ImageRef, missing_error
 
-MRI_FIRST_ID = 500
+MRI_FIRST_ID = 501  # amos_0500 is CT (see the module docstring)
 _ID = re.compile(r"amos_(\d{4})\.nii\.gz$")
 _SPLIT_KEYS = (("training", "train"), ("validation", "val"), ("test", "test"))
 _FOLDERS = (
@@ -27,8 +30,8 @@ _FOLDERS = (
 )
 
 
-def amos_modality(number: int) -> str:
-    return "MR" if number >= MRI_FIRST_ID else "CT"
+def amos_modality(number: int, mri_first_id: int = MRI_FIRST_ID) -> str:
+    return "MR" if number >= mri_first_id else "CT"
 
 
 class AMOS(CaseDataset):
@@ -37,6 +40,10 @@ class AMOS(CaseDataset):
         "expected the amos22 folder holding dataset.json, imagesTr/amos_NNNN.nii.gz and "
         "labelsTr/amos_NNNN.nii.gz (imagesVa/labelsVa/imagesTs optional)"
     )
+
+    def __init__(self, root: str | Path, mri_first_id: int = MRI_FIRST_ID) -> None:
+        self.mri_first_id = mri_first_id
+        super().__init__(root)
 
     @classmethod
     def detect(cls, root: Path) -> bool:
@@ -67,7 +74,7 @@ class AMOS(CaseDataset):
             for p in (image, label):
                 if p is not None and not p.is_file():
                     missing.append(str(p.relative_to(self.root)))
-            modality = amos_modality(number)
+            modality = amos_modality(number, self.mri_first_id)
             key = "ct" if modality == "CT" else "mr"
             cases.append(
                 Case(

@@ -232,7 +232,7 @@ def test_natural_order_of_chaos_names() -> None:
 
 
 def amos_fixture(root: Path) -> Path:
-    for n in (1, 507):
+    for n in (1, 500, 507):
         volume(root / "imagesTr" / f"amos_{n:04d}.nii.gz", value=n)
         volume(root / "labelsTr" / f"amos_{n:04d}.nii.gz", dtype=np.uint8)
     volume(root / "imagesVa" / "amos_0008.nii.gz")
@@ -243,6 +243,7 @@ def amos_fixture(root: Path) -> Path:
         "labels": {"0": "background", "1": "spleen", "6": "liver"},
         "training": [
             {"image": "./imagesTr/amos_0001.nii.gz", "label": "./labelsTr/amos_0001.nii.gz"},
+            {"image": "./imagesTr/amos_0500.nii.gz", "label": "./labelsTr/amos_0500.nii.gz"},
             {"image": "./imagesTr/amos_0507.nii.gz", "label": "./labelsTr/amos_0507.nii.gz"},
         ],
         "validation": [
@@ -260,6 +261,7 @@ def test_amos_fixture(tmp_path: Path) -> None:
     got = [(c.case_id, c.split, sorted(c.images), c.modalities) for c in ds]
     assert got == [
         ("amos_0001", "train", ["ct"], {"CT"}),
+        ("amos_0500", "train", ["ct"], {"CT"}),  # the boundary case is CT
         ("amos_0507", "train", ["mr"], {"MR"}),
         ("amos_0008", "val", ["ct"], {"CT"}),
         ("amos_0600", "test", ["mr"], {"MR"}),
@@ -268,6 +270,7 @@ def test_amos_fixture(tmp_path: Path) -> None:
     assert case.image("mr").voxels.min() == 507
     assert set(case.labels) == {"labels"} and ds["amos_0600"].labels == {}
     assert case.meta["labels"]["6"] == "liver"
+    assert AMOS(tmp_path / "amos22", mri_first_id=500)["amos_0500"].modalities == {"MR"}
 
 
 def test_amos_wrong_and_incomplete(tmp_path: Path) -> None:
