@@ -143,6 +143,7 @@ class Body:
     gallbladder: Ellipsoid
     diaphragm: Diaphragm
     spine_front: float  # y of the vertebral body's anterior surface
+    spine_half_width: float  # |x| reach of vertebra and paravertebral muscles
 
 
 def uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -266,6 +267,7 @@ def draw_body_and_liver(rng: np.random.Generator, cfg: PhantomConfig) -> tuple[B
         gallbladder=gallbladder,  # type: ignore[arg-type]
         diaphragm=diaphragm,
         spine_front=yv - rv,
+        spine_half_width=float(para[1].cx + para[1].ax),
     )
     return body, liver
 

@@ -137,9 +137,17 @@ def build_field(
     wz = cfg.caudal_decay + (1.0 - cfg.caudal_decay) * (3 * s**2 - 2 * s**3)
     cav = body.cavity
     q = np.sqrt(((x - cav.cx) / cav.ax) ** 2 + ((y - cav.cy) / cav.ay) ** 2)
-    depth = (1.0 - q) * min(cav.ax, cav.ay)  # ~ mm inside the cavity wall
-    w_cav = np.clip(depth / cfg.sliding_width_mm, 0.0, 1.0)
-    w_post = np.clip((body.spine_front - y) / cfg.sliding_width_mm, 0.0, 1.0)
+    # The B-spline spreads a coefficient over +-2 control spacings, so the ramps start inside:
+    # the spine and the posterior body wall stay (nearly) still while the liver in front of
+    # them moves (the sliding interface, smoothed). The anterior wall may rise with the liver.
+    depth = (1.0 - q) * min(cav.ax, cav.ay) - 0.5 * h  # ~ mm inside the cavity wall
+    posterior = np.clip(y / 40.0, 0.0, 1.0)
+    w_cav = 1.0 - posterior * (1.0 - np.clip(depth / cfg.sliding_width_mm, 0.0, 1.0))
+    # distance outside the vertebral body block and the paravertebral block behind it
+    vert = np.maximum(np.abs(x) - body.vertebra_cortex.ax, body.spine_front - y)
+    para = np.maximum(np.abs(x) - body.spine_half_width, body.vertebra_cortex.cy - y)
+    outside = np.minimum(vert, para)
+    w_post = np.clip((outside - 0.75 * h) / cfg.sliding_width_mm, 0.0, 1.0)
     coef = (wz * w_cav * w_post).astype(np.float64)
     return MotionField(coef=coef, origin=lo, spacing=h, breathing=br)
 
