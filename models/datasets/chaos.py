@@ -25,7 +25,7 @@ from edge_runtime.io import MedicalImage
 from models.datasets.base import Case, CaseDataset, ImageRef, missing_error
 
 MR_LABELS = {"liver": 1, "right_kidney": 2, "left_kidney": 3, "spleen": 4}
-_MR_GREY = ((55, 70, 1), (110, 135, 2), (175, 200, 3), (240, 255, 4))  # (lo, hi, label)
+_MR_GREY = ((56, 70, 1), (111, 135, 2), (176, 200, 3), (241, 255, 4))  # inclusive (lo, hi, label)
 
 
 def natural_key(path: Path) -> list[object]:
