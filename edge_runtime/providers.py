@@ -122,13 +122,18 @@ AUTO_ORDER: tuple[str, ...] = ("cuda", "coreml", "directml", "openvino", "qnn", 
 PROFILE_NAMES: tuple[str, ...] = ("auto", *AUTO_ORDER)
 
 
-def default_cache_dir() -> Path:
-    """Where optimised models and TensorRT engines are kept: $HIDIFF_CACHE_DIR or ~/.cache."""
+def hidiff_cache_root() -> Path:
+    """The runtime's own cache: $HIDIFF_CACHE_DIR, else $XDG_CACHE_HOME/hidiff or ~/.cache/hidiff."""
     env = os.environ.get("HIDIFF_CACHE_DIR")
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "hidiff" / "onnxruntime"
+    return Path(base) / "hidiff"
+
+
+def default_cache_dir() -> Path:
+    """Where optimised graphs and TensorRT engines are kept."""
+    return hidiff_cache_root() / "onnxruntime"
 
 
 def machine_threads() -> int:

@@ -11,14 +11,20 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import onnxruntime as ort
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from edge_runtime.errors import PackageError
-from edge_runtime.package.loader import EdgePackage, check_file, load_package, read_manifest
+from edge_runtime.package.loader import check_file, load_package, read_manifest
 from edge_runtime.package.manifest import Manifest
-from edge_runtime.package.selfcheck import VerifyReport, verify_package
+from edge_runtime.package.selfcheck import (
+    VerifyReport,
+    last_record,
+    save_record,
+    verify_package,
+)
 from edge_runtime.providers import PROFILE_NAMES, RuntimeOptions
 
 EXIT_FAILED = 2
@@ -158,7 +164,8 @@ def inspect(
     provider: Annotated[str, typer.Option("--provider", "-p", help="For --self-check.")] = "auto",
 ) -> None:
     """Print a package's manifest and whether its files are intact."""
-    root, manifest = read_manifest(path)
+    package = read_manifest(path)
+    root, manifest = package.root, package.manifest
     out = _out()
     for table in manifest_tables(manifest):
         out.print(table)
@@ -168,7 +175,7 @@ def inspect(
             check_file(root, entry)
         except PackageError as exc:
             problems.append(str(exc))
-    unlisted = EdgePackage(root, manifest).unlisted_files()
+    unlisted = package.unlisted_files()
     if unlisted:
         out.print(f"[yellow]not in the manifest (ignored):[/] {', '.join(unlisted)}")
     if problems:
@@ -179,11 +186,27 @@ def inspect(
     out.print(f"[green]integrity: ok[/] ({len(manifest.files)} files match their sha256)")
     if self_check:
         report = verify_package(load_package(root), provider)
+        save_record(report, package)
         out.print(report_table(report))
         if not report.passed:
             raise typer.Exit(EXIT_FAILED)
-    else:
-        out.print("self-check: not run here; run `hidiff verify PACKAGE` on this device")
+        return
+    out.print(describe_record(last_record(package)))
+
+
+def describe_record(record: dict | None) -> str:
+    """One line on the last self-check of this package on this device."""
+    if record is None:
+        return "self-check on this device: never run; run `hidiff verify PACKAGE`"
+    verdict = "[green]passed[/]" if record.get("passed") else "[bold red]FAILED[/]"
+    line = (
+        f"self-check on this device: {verdict} {record.get('date')} on "
+        f"{record.get('provider')} ({record.get('precision')}, onnxruntime "
+        f"{record.get('onnxruntime')})"
+    )
+    if record.get("onnxruntime") != ort.__version__:
+        line += f"; onnxruntime is now {ort.__version__}: run `hidiff verify` again"
+    return line
 
 
 def verify(
@@ -199,11 +222,20 @@ def verify(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Do not cache optimised graphs.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON instead of a table.")
+    ] = False,
 ) -> None:
     """Run a package's reference cases on this device and compare with its shipped outputs."""
     pkg = load_package(package)
     options = RuntimeOptions(cache_dir=None) if no_cache else RuntimeOptions()
     report = verify_package(pkg, provider, precision, options)
+    save_record(report, pkg)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        if not report.passed:
+            raise typer.Exit(EXIT_FAILED)
+        return
     out = _out()
     out.print(report_table(report))
     if report.passed:

@@ -66,6 +66,8 @@ class EdgePackage:
 
     root: Path
     manifest: Manifest
+    # sha256 of the manifest bytes that were parsed: names this exact package version.
+    manifest_sha256: str = ""
 
     @property
     def name(self) -> str:
@@ -112,20 +114,23 @@ class EdgePackage:
         return found
 
 
-def read_manifest(path: Path | str) -> tuple[Path, Manifest]:
-    """The package folder and its parsed manifest, without checking any other file."""
+def read_manifest(path: Path | str) -> EdgePackage:
+    """The package with its parsed manifest, WITHOUT checking any other file (for display);
+    use `load_package` for anything that runs it."""
     root = Path(path)
     if not root.is_dir():
         raise PackageError(f"{root} is not a package folder")
     manifest_path = root / MANIFEST_NAME
     if not manifest_path.is_file():
         raise PackageError(f"{root} has no {MANIFEST_NAME}: not a HiDiff-Edge package")
-    return root, parse_manifest(manifest_path.read_bytes(), source=str(manifest_path))
+    data = manifest_path.read_bytes()
+    manifest = parse_manifest(data, source=str(manifest_path))
+    return EdgePackage(root, manifest, hashlib.sha256(data).hexdigest())
 
 
 def load_package(path: Path | str) -> EdgePackage:
     """Parse and verify the package at `path`; PackageError names the first problem found."""
-    root, manifest = read_manifest(path)
-    for entry in manifest.files:
-        check_file(root, entry)
-    return EdgePackage(root=root, manifest=manifest)
+    package = read_manifest(path)
+    for entry in package.manifest.files:
+        check_file(package.root, entry)
+    return package

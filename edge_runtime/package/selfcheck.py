@@ -9,16 +9,26 @@ different provider or precision may round differently; 40 dB tolerates that and 
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import onnxruntime as ort
 
 from edge_runtime import metrics
-from edge_runtime.errors import PackageError
+from edge_runtime.atomic import atomic_write_json
+from edge_runtime.errors import HidiffError, PackageError
 from edge_runtime.package.engine import Engine
 from edge_runtime.package.loader import EdgePackage
-from edge_runtime.providers import RuntimeOptions
+from edge_runtime.providers import RuntimeOptions, hidiff_cache_root
+
+log = logging.getLogger("hidiff.verify")
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,17 @@ class VerifyReport:
             and all(c.passed for c in self.cases)
             and all(c.passed for c in self.checks)
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: every number, each check's verdict and the overall one."""
+        return {
+            "package": self.package,
+            "provider": self.provider,
+            "precision": self.precision,
+            "passed": self.passed,
+            "cases": [dataclasses.asdict(c) | {"passed": c.passed} for c in self.cases],
+            "checks": [dataclasses.asdict(c) | {"passed": c.passed} for c in self.checks],
+        }
 
 
 def image_metric(name: str, pred: np.ndarray, truth: np.ndarray, data_range: float) -> float:
@@ -126,4 +147,45 @@ def verify_package(
         precision=engine.precision,
         cases=tuple(results),
         checks=checks,
+    )
+
+
+# -- records: has this package been verified on this device? ---------------------------------------
+
+
+def record_path(package: EdgePackage, root: Path | None = None) -> Path:
+    """Where the last self-check of this exact package (by manifest hash) on this device is kept:
+    in the user's hidiff cache, never in the package."""
+    return (root or hidiff_cache_root()) / "verified" / f"{package.manifest_sha256}.json"
+
+
+def save_record(
+    report: VerifyReport, package: EdgePackage, root: Path | None = None
+) -> Path | None:
+    """Keep the result for `hidiff package inspect`; a cache that cannot be written only warns."""
+    record = {
+        **report.to_dict(),
+        "manifest_sha256": package.manifest_sha256,
+        "onnxruntime": ort.__version__,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+    path = record_path(package, root)
+    try:
+        return atomic_write_json(path, record)
+    except (OSError, HidiffError) as exc:
+        log.warning("could not keep the verification record in %s: %s", path.parent, exc)
+        return None
+
+
+def last_record(package: EdgePackage, root: Path | None = None) -> dict[str, Any] | None:
+    """The last self-check record of this package on this device, if any (unreadable: None)."""
+    path = record_path(package, root)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return (
+        data
+        if isinstance(data, dict) and data.get("manifest_sha256") == package.manifest_sha256
+        else None
     )

@@ -20,3 +20,13 @@ def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def fresh_package(tmp_path: Path) -> Path:
     """A valid package of this test's own, free to corrupt."""
     return make_package(tmp_path / "pkg")
+
+
+@pytest.fixture(autouse=True)
+def private_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Optimised graphs and verification records go to a temporary folder, never ~/.cache."""
+    root = tmp_path_factory.mktemp("hidiff-cache")
+    monkeypatch.setenv("HIDIFF_CACHE_DIR", str(root))
+    return root

@@ -135,3 +135,45 @@ def test_root_command_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 2, bad.stdout + bad.stderr
     assert "reference/case000_noise.npy" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_inspect_shows_the_last_self_check_on_this_device(cli, fresh_package: Path) -> None:
+    before = invoke(cli, "package", "inspect", str(fresh_package))
+    assert "self-check on this device: never run" in before.output
+    assert invoke(cli, "verify", str(fresh_package), "-p", "cpu").exit_code == 0
+    after = invoke(cli, "package", "inspect", str(fresh_package))
+    assert "self-check on this device: passed" in after.output
+    assert "CPUExecutionProvider (fp32, onnxruntime" in after.output
+    # a changed manifest is a different package: its record does not carry over
+    rehash(fresh_package, "reference/case000_ct.npy")
+    path = fresh_package / "manifest.json"
+    path.write_text(path.read_text().replace("tiny untrained", "tiny, untrained"))
+    again = invoke(cli, "package", "inspect", str(fresh_package))
+    assert "never run" in again.output
+
+
+def test_verify_json(cli, tiny_package: Path, fresh_package: Path) -> None:
+    import json
+
+    res = invoke(cli, "verify", str(tiny_package), "-p", "cpu", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["passed"] is True and report["provider"] == "CPUExecutionProvider"
+    assert report["cases"][0]["psnr_db"] > 40 and {c["name"] for c in report["checks"]} == {
+        "psnr_db",
+        "mae",
+        "ssim",
+    }
+    rel = "reference/case000_output.npy"
+    out = np.load(fresh_package / rel, allow_pickle=False)
+    (fresh_package / rel).write_bytes(npy_bytes(-out))
+    rehash(fresh_package, rel)
+    bad = invoke(cli, "verify", str(fresh_package), "-p", "cpu", "--json")
+    assert bad.exit_code == 2 and json.loads(bad.stdout)["passed"] is False
+
+
+def test_an_unwritable_record_folder_only_warns(cli, tiny_package: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = invoke(cli, "verify", str(tiny_package), "-p", "cpu", "--no-cache", tmp_cache=blocker)
+    assert res.exit_code == 0, res.output
