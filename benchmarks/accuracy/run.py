@@ -51,7 +51,7 @@ COMPARED = (
     ("betti0_error", False),
     ("hd95_liver_mm", False),
 )
-FFBD_NAME = "Frechet filter-bank distance (fixed deterministic filter bank; not FID)"
+FFBD_NAME = "Frechet filter-bank distance (fixed deterministic filter bank, no learned network)"
 
 
 def parse_predictions(specs: list[str]) -> dict[str, Path]:
@@ -345,7 +345,8 @@ def run_accuracy(
                 "ssim": "mean 2D SSIM over liver slices (Gaussian window; same definition as the "
                 "phantom's ssim_ceiling)",
                 "ms_ssim_body": "3D MS-SSIM inside the body (SynthRAD2025 definition)",
-                "hd95_<region>_mm": "boundary error, 95th percentile of symmetric distances (mm)",
+                "hd95_<region>_mm": "boundary error (mm): 95th percentile of boundary distances between "
+                "prediction and truth segmentations along the anatomy's normals",
             },
             "ssim_ceiling": {
                 s: _describe(per_case[per_case.sequence == s].drop_duplicates("case").ssim_ceiling)
