@@ -5,12 +5,13 @@ root. Examples:
 
     hidiff train --model ap-hidiff --preset tiny --data COHORT --out runs/tiny
     hidiff train --out runs/tiny --resume --steps 400
-    torchrun --nproc_per_node=4 $(which hidiff) train --preset full --data COHORT --out runs/full
+    torchrun --nproc_per_node=4 -m models.training train --preset full --data COHORT --out runs/full
     hidiff predict --checkpoint runs/tiny --data COHORT --out preds/tiny --steps 20
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -98,6 +99,8 @@ def train(
 
         data = Path(read_run_config(out).get("data", ""))
     summary = train_run(mc, tc, data, out, resume=resume, split=split or None)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     console.print(
         f"trained {summary['model']} to step {summary['steps']} in {summary['wall_s']} s "
         f"({summary['images_per_s']} images/s); weights in {out / 'weights.safetensors'}"

@@ -6,9 +6,8 @@ global state. A step is therefore a function of (weights, optimiser state, s), a
 checkpoint holds, and `--resume` continues exactly as an uninterrupted run would have (a test
 compares the weights bit for bit).
 
-Many GPUs: run under `torchrun --nproc_per_node=N -m ...` (or `torchrun $(which hidiff) train
-...`); each process takes its GPU from LOCAL_RANK, the model is wrapped in
-DistributedDataParallel, each rank draws its own examples (rank in the seed), and rank 0 alone
+Many GPUs: run under `torchrun --nproc_per_node=N -m models.training train ...`; each process
+takes its GPU from LOCAL_RANK, the model is wrapped in DistributedDataParallel, each rank draws its own examples (rank in the seed), and rank 0 alone
 writes checkpoints, metrics and progress. The effective batch is N x batch_size.
 """
 

@@ -156,3 +156,38 @@ def test_cli_user_errors_are_hidiff_errors(tiny_cohort, tmp_path):
         ],
     )
     assert isinstance(res.exception, HidiffError) and "config.json" in str(res.exception)
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_cpu_processes(tiny_cohort, tmp_path):
+    """Two processes under torchrun (gloo on CPU): DDP wraps the model, rank 0 writes."""
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "models.training",
+        "train",
+        "--data",
+        str(tiny_cohort),
+        "--out",
+        str(run),
+        "--steps",
+        "2",
+        "--threads",
+        "1",
+        "--checkpoint-every",
+        "2",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    assert res.stdout.count("trained ap-hidiff") + res.stderr.count("trained ap-hidiff") == 1
