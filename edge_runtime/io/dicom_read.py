@@ -7,9 +7,11 @@ decode -> modality LUT (rescale slope/intercept, so CT comes out in HU) -> optio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, get_decoder
 from pydicom.uid import UID
 
+from edge_runtime.console import console, progress
 from edge_runtime.errors import InputError
 from edge_runtime.io.config import ReadConfig, memory_limit_bytes
 from edge_runtime.io.dicom_geometry import SliceRecord, check_series, resample_uniform
@@ -25,6 +28,7 @@ from edge_runtime.io.image import ImageMetadata, MedicalImage
 from edge_runtime.io.privacy import IDENTIFYING_KEYWORDS, redact
 
 log = logging.getLogger("hidiff.io")
+PROGRESS_MIN_SLICES = 200  # below this a read takes about a second: no bar
 
 # What a derived series must copy to join the source's study (patient, study, frame of ref.).
 STUDY_LEVEL_KEYWORDS = (
@@ -74,29 +78,36 @@ def _float_list(value: object, n: int, what: str, where: str) -> np.ndarray:
 def _records_single_frame(files: list[DicomFile]) -> list[SliceRecord]:
     records = []
     for f in files:
-        ds = f.header
-        where = str(f.path)
-        if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
-            raise InputError(f"{where}: no ImagePositionPatient/ImageOrientationPatient, so its "
-                             "place in the volume is unknown")  # fmt: skip
-        spacing = _float_list(ds.get("PixelSpacing"), 2, "PixelSpacing", where)
-        records.append(
-            SliceRecord(
-                path=f.path,
-                frame=None,
-                position=_float_list(ds.ImagePositionPatient, 3, "ImagePositionPatient", where),
-                orientation=_float_list(
-                    ds.ImageOrientationPatient, 6, "ImageOrientationPatient", where
-                ),
-                pixel_spacing=(float(spacing[0]), float(spacing[1])),
-                rows=int(ds.get("Rows", 0)),
-                columns=int(ds.get("Columns", 0)),
-                slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-                intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
-                thickness=float(ds.get("SliceThickness", 0.0) or 0.0),
-            )
-        )
+        try:
+            records.append(_record_of_file(f))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            raise InputError(
+                f"{f.path}: unreadable geometry or rescale attribute ({type(exc).__name__})"
+            ) from exc
     return records
+
+
+def _record_of_file(f: DicomFile) -> SliceRecord:
+    ds = f.header
+    where = str(f.path)
+    if "ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds:
+        raise InputError(
+            f"{where}: no ImagePositionPatient/ImageOrientationPatient, so its place in the "
+            "volume is unknown"
+        )
+    spacing = _float_list(ds.get("PixelSpacing"), 2, "PixelSpacing", where)
+    return SliceRecord(
+        path=f.path,
+        frame=None,
+        position=_float_list(ds.ImagePositionPatient, 3, "ImagePositionPatient", where),
+        orientation=_float_list(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", where),
+        pixel_spacing=(float(spacing[0]), float(spacing[1])),
+        rows=int(ds.get("Rows", 0)),
+        columns=int(ds.get("Columns", 0)),
+        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
+        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        thickness=float(ds.get("SliceThickness", 0.0) or 0.0),
+    )
 
 
 def _functional(ds: Dataset, frame_item: Dataset | None, seq: str, attr: str) -> object:
@@ -273,6 +284,17 @@ def study_header(ds: Dataset) -> Dataset:
     return out
 
 
+@contextlib.contextmanager
+def _progress(total: int, what: str) -> Iterator[Callable[[], None]]:
+    """A transient progress bar on an interactive stderr for long series; silent otherwise."""
+    if total < PROGRESS_MIN_SLICES or not console.is_terminal:
+        yield lambda: None
+        return
+    with progress(transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda: bar.advance(task)
+
+
 def _check_memory(ds: Dataset, n: int, name: Path, config: ReadConfig) -> None:
     """Refuse, from the header alone, a volume whose float32 copy would not fit in memory."""
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
@@ -308,7 +330,12 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
     )
     _check_memory(first, n_claimed, name, config)
     if multiframe:
-        records = _records_multiframe(multiframe[0])
+        try:
+            records = _records_multiframe(multiframe[0])
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
+            raise InputError(
+                f"{multiframe[0].path}: unreadable functional groups ({type(exc).__name__})"
+            ) from exc
         source_format = "dicom-multiframe"
     else:
         records = _records_single_frame(info.files)
@@ -328,17 +355,21 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
             volume[k] = frames[rec.frame].astype(np.float32) * rec.slope + rec.intercept
     else:
         by_path = {f.path: f.header for f in info.files}
-        for k, rec in enumerate(geo.slices):
-            ds = by_path[rec.path]
-            if decoders[rec.path] == "gdcm":
-                volume[k] = _decode_with_gdcm(rec.path, (rows, cols))
-                continue
-            _check_pixel_length(ds, str(rec.path), 1)
-            arr = _decode(ds, str(rec.path))
-            if arr.shape != (rows, cols):
-                raise InputError(f"{rec.path}: pixel data shape {arr.shape} != {rows}x{cols}")
-            volume[k] = apply_modality_lut(arr, ds).astype(np.float32)
-            ds.pop("PixelData", None)  # free the decoded bytes as we go
+        for f in info.files:  # every file complete before any is decoded
+            if decoders[f.path] == "pydicom":
+                _check_pixel_length(f.header, str(f.path), 1)
+        with _progress(n, f"reading {n} slices") as advance:
+            for k, rec in enumerate(geo.slices):
+                ds = by_path[rec.path]
+                if decoders[rec.path] == "gdcm":
+                    volume[k] = _decode_with_gdcm(rec.path, (rows, cols))
+                else:
+                    arr = _decode(ds, str(rec.path))
+                    if arr.shape != (rows, cols):
+                        raise InputError(f"{rec.path}: pixel data {arr.shape} != {rows}x{cols}")
+                    volume[k] = apply_modality_lut(arr, ds).astype(np.float32)
+                    ds.pop("PixelData", None)  # free the decoded bytes as we go
+                advance()
     if geo.resample:
         volume = resample_uniform(volume, geo.positions_mm).astype(np.float32)
     meta = _metadata(first, info, source_format, name)

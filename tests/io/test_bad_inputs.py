@@ -368,3 +368,14 @@ def test_compressed_syntax_without_installed_decoder_names_it(write_series) -> N
     assert_one_line_error(
         folder, must=("High-Throughput JPEG 2000", "1.2.840.10008.1.2.4.201", "install one of")
     )
+
+
+def test_garbage_in_a_geometry_attribute(write_series) -> None:
+    folder = write_series()
+    victim = files_of(folder)[1]
+    edit_file(victim, lambda ds: setattr(ds, "RescaleSlope", "7.25"))
+    data = victim.read_bytes()
+    assert data.count(b"7.25") == 1
+    victim.write_bytes(data.replace(b"7.25", b"x.25"))  # not a number any more
+    err = assert_one_line_error(folder, must=("unreadable",))
+    assert victim.name in err
