@@ -4,11 +4,16 @@ This is the model-space core that `hidiff verify` runs today and the `Synthesize
 (resampling, normalisation, slicing and tiling around it): encoder once per batch of slices,
 then the sampler's steps with the denoiser. Tensors are (N, C, H, W) in model space.
 
-Format 1 tensor contract (checked against the graphs when the engine is made, since an ONNX
-file can only be inspected by loading it): the encoder reads `ct` of shape (N, C_in, H, W) with
-C_in = inputs x (2 context + 1); every encoder output is a denoiser input of the same name; the
-denoiser also reads `sample` (N, C_out, H, W) and `timestep` (N,) and its first output is the
-network prediction, shaped like `sample`.
+Format 1 tensor contract (the names `models/aphidiff/graphs.py` exports; checked against the
+graphs when the engine is made, since an ONNX file can only be inspected by loading it):
+- encoder: reads `ct` (N, C_in, H, W), C_in = inputs x (2 context + 1), and optionally
+  `sequence` (N,) int64; every output is a condition, fed to the denoiser by name;
+- denoiser: reads `x_t` (N, C, H, W), `t` (N,) (float or integer timesteps; a scalar is
+  allowed), `sequence` if the encoder or the denoiser is sequence-conditioned, and every
+  encoder output; its first output is the prediction, shaped like `x_t`.
+With a `sequence` input one network makes one MR sequence per pass (C = 1), chosen by the
+output's `sequence_index`; without it, C = the number of outputs, made together.
+Graphs exported with a fixed batch size take exactly that batch (`Engine.batch`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,13 @@ import onnxruntime as ort
 
 from edge_runtime.errors import InputError, PackageError
 from edge_runtime.package.loader import EdgePackage
-from edge_runtime.package.manifest import DENOISER_SAMPLE, DENOISER_TIMESTEP, ENCODER_INPUT
+from edge_runtime.package.manifest import (
+    DENOISER_SAMPLE,
+    DENOISER_TIMESTEP,
+    ENCODER_INPUT,
+    SEQUENCE_INPUT,
+    OutputSpec,
+)
 from edge_runtime.providers import (
     RuntimeOptions,
     SessionHandle,
@@ -78,33 +89,54 @@ class Engine:
         """The onnxruntime provider the denoiser actually runs on."""
         return self.denoiser.provider
 
+    @property
+    def sample_channels(self) -> int:
+        """Channels of x_t: 1 per pass with a `sequence` input, else every output at once."""
+        return 1 if self.uses_sequence else self.package.manifest.task.out_channels
+
     def _check_contract(self) -> None:
         m = self.package.manifest
         h, w = m.grid.shape
-        c_in, c_out = m.task.in_channels, m.task.out_channels
         graphs = m.graphs[self.precision]
-
         enc_inputs = {i.name: i for i in self.encoder.session.get_inputs()}
-        if set(enc_inputs) != {ENCODER_INPUT}:
-            raise PackageError(
-                f"encoder graph {graphs['encoder']} must read exactly one input "
-                f"{ENCODER_INPUT!r}, it reads {sorted(enc_inputs)}"
-            )
-        self._check_shape(graphs["encoder"], enc_inputs[ENCODER_INPUT], (c_in, h, w))
-
         den_inputs = {i.name: i for i in self.denoiser.session.get_inputs()}
+
+        if ENCODER_INPUT not in enc_inputs or set(enc_inputs) - {ENCODER_INPUT, SEQUENCE_INPUT}:
+            raise PackageError(
+                f"encoder graph {graphs['encoder']} must read {ENCODER_INPUT!r} (and optionally "
+                f"{SEQUENCE_INPUT!r}), it reads {sorted(enc_inputs)}"
+            )
+        self.encoder_uses_sequence = SEQUENCE_INPUT in enc_inputs
+        self.uses_sequence = self.encoder_uses_sequence or SEQUENCE_INPUT in den_inputs
         expected = {DENOISER_SAMPLE, DENOISER_TIMESTEP, *self.cond_names}
+        if self.uses_sequence:
+            expected.add(SEQUENCE_INPUT)
         if set(den_inputs) != expected:
             raise PackageError(
                 f"denoiser graph {graphs['denoiser']} reads {sorted(den_inputs)}, but format 1 "
-                f"needs {sorted(expected)} (sample, timestep and the encoder's outputs)"
+                f"needs {sorted(expected)} (x_t, t, the encoder's outputs"
+                + (", sequence)" if self.uses_sequence else ")")
             )
-        self._check_shape(graphs["denoiser"], den_inputs[DENOISER_SAMPLE], (c_out, h, w))
+        if self.uses_sequence:
+            missing = [o.name for o in m.task.outputs if o.sequence_index is None]
+            if missing:
+                raise PackageError(
+                    f"the graphs of {m.name!r} read {SEQUENCE_INPUT!r}, but outputs {missing} "
+                    "have no sequence_index in the manifest"
+                )
+        ct = enc_inputs[ENCODER_INPUT]
+        x_t = den_inputs[DENOISER_SAMPLE]
+        self._check_shape(graphs["encoder"], ct, (m.task.in_channels, h, w))
+        self._check_shape(graphs["denoiser"], x_t, (self.sample_channels, h, w))
+        batches = {_fixed(ct.shape[0]), _fixed(x_t.shape[0])} - {None}
+        if len(batches) > 1:
+            raise PackageError(
+                f"encoder and denoiser graphs are fixed to different batches {batches}"
+            )
+        self.batch: int | None = batches.pop() if batches else None
         self._timestep_rank = len(den_inputs[DENOISER_TIMESTEP].shape)
         if self._timestep_rank > 1:
-            raise PackageError(
-                f"denoiser graph {graphs['denoiser']}: timestep must be (N,) or scalar"
-            )
+            raise PackageError(f"denoiser graph {graphs['denoiser']}: t must be (N,) or scalar")
 
     @staticmethod
     def _check_shape(graph: str, arg: ort.NodeArg, chw: Sequence[int]) -> None:
@@ -128,15 +160,36 @@ class Engine:
                 f"(channels = phases x (2 x {m.task.context_slices} + 1), grid "
                 f"{m.grid.shape[0]}x{m.grid.shape[1]}), got {tuple(ct.shape)}"
             )
+        if self.batch is not None and ct.shape[0] != self.batch:
+            raise InputError(
+                f"package {m.name!r} has graphs fixed to batches of {self.batch}, got "
+                f"{ct.shape[0]} slices: pad the batch"
+            )
         if not np.isfinite(ct).all():
             raise InputError("CT batch contains NaN or infinite values")
 
-    def encode(self, ct: np.ndarray) -> dict[str, np.ndarray | ort.OrtValue]:
-        """Conditioning features of a CT batch, left on the device when IO binding is on."""
+    def _output(self, output: str | None) -> OutputSpec | None:
+        spec = self.package.manifest.task.output(output)
+        return spec if self.uses_sequence else None
+
+    def encode(
+        self, ct: np.ndarray, output: str | None = None
+    ) -> dict[str, np.ndarray | ort.OrtValue]:
+        """Conditions for a CT batch (and, with a `sequence` input, for `output`), left on the
+        device when IO binding is on; pass them to `predict` / `denoise` as they are."""
         self.check_model_input(ct)
-        return self.encoder_runner.run(
-            {ENCODER_INPUT: ct}, self.cond_names, keep_on_device=self.encoder_runner.io_binding
+        feeds: dict[str, np.ndarray] = {ENCODER_INPUT: ct}
+        extra: dict[str, np.ndarray] = {}
+        spec = self._output(output)
+        if spec is not None:
+            seq = np.full((ct.shape[0],), spec.sequence_index, dtype=np.int64)
+            extra[SEQUENCE_INPUT] = seq
+            if self.encoder_uses_sequence:
+                feeds[SEQUENCE_INPUT] = seq
+        cond = self.encoder_runner.run(
+            feeds, self.cond_names, keep_on_device=self.encoder_runner.io_binding
         )
+        return {**cond, **extra}
 
     def predict(self, cond: Cond, sample: np.ndarray, timestep: int) -> np.ndarray:
         """One denoiser call: the network's prediction at `timestep`, as float32."""
@@ -162,6 +215,8 @@ class Engine:
             x = sampler.step(pred, t, x, generator=generator).prev_sample.astype(np.float32)
         return x
 
-    def generate(self, ct: np.ndarray, noise: np.ndarray, seed: int) -> np.ndarray:
+    def generate(
+        self, ct: np.ndarray, noise: np.ndarray, seed: int, output: str | None = None
+    ) -> np.ndarray:
         """Encoder once, then the sampler loop: model-space CT in, model-space MR out."""
-        return self.denoise(self.encode(ct), noise, np.random.default_rng(seed))
+        return self.denoise(self.encode(ct, output), noise, np.random.default_rng(seed))

@@ -34,12 +34,14 @@ GRAPH_ROLES: tuple[str, ...] = ("encoder", "denoiser")
 SEQUENCES: tuple[str, ...] = ("t2", "t1", "t1c")
 METRICS: tuple[str, ...] = ("psnr_db", "mae", "ssim")
 
-# Tensor names of format 1 (docs/runtime.md): the encoder reads `ct` and its outputs are fed to
-# the denoiser by name, together with `sample` and `timestep`; the denoiser's first output is
-# the network prediction (epsilon, v or x_0 as the sampler config says).
+# Tensor names of format 1 (docs/runtime.md; the names models/aphidiff/graphs.py exports): the
+# encoder reads `ct` (and `sequence` when one network makes several MR sequences), its outputs
+# are fed to the denoiser by name together with `x_t`, `t` (and `sequence`); the denoiser's first
+# output is the network prediction (epsilon, v or x_0 as the sampler config says).
 ENCODER_INPUT = "ct"
-DENOISER_SAMPLE = "sample"
-DENOISER_TIMESTEP = "timestep"
+DENOISER_SAMPLE = "x_t"
+DENOISER_TIMESTEP = "t"
+SEQUENCE_INPUT = "sequence"
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -125,6 +127,9 @@ class OutputSpec:
     # The MR intensity that the top of the model range stands for, and the bottom: the
     # training data's scale (for "percentile" scaling, the median scale of the training MR).
     mr_range: tuple[float, float] = (0.0, 1.0)
+    # The value fed as the graphs' `sequence` input to make this output (graphs that make
+    # several sequences with one network); None when the graphs have no such input.
+    sequence_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,19 @@ class Task:
 
     @property
     def out_channels(self) -> int:
+        """Channels of x_t when all outputs are made in one pass (graphs without `sequence`)."""
         return len(self.outputs)
+
+    def output(self, name: str | None = None) -> OutputSpec:
+        """The output called `name` (the first when None)."""
+        if name is None:
+            return self.outputs[0]
+        for spec in self.outputs:
+            if spec.name == name:
+                return spec
+        raise PackageError(
+            f"no output {name!r} in this package; it makes {[o.name for o in self.outputs]}"
+        )
 
 
 @dataclass(frozen=True)
@@ -206,6 +223,8 @@ class ReferenceCase:
     output: str
     seed: int
     target: str | None = None
+    # Which task output the case makes (graphs with a `sequence` input); None: the first.
+    output_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -346,6 +365,7 @@ def _parse_task(r: _Reader) -> Task:
                 sequence=seq,
                 modality=c.get("modality", str),
                 mr_range=mr_range,
+                sequence_index=c.get("sequence_index", (int, type(None)), None),
             )
         )
         c.done()
@@ -470,6 +490,7 @@ def _parse_reference(r: _Reader, precisions: tuple[str, ...]) -> Reference:
                 output=check_rel_path(c.get("output", str), f"reference.cases[{i}].output"),
                 seed=c.get("seed", int),
                 target=target,
+                output_name=c.get("output_name", (str, type(None)), None),
             )
         )
         c.done()
@@ -524,6 +545,9 @@ def manifest_from_dict(data: Any) -> Manifest:
     r.done()
     for path in manifest.referenced_paths():
         manifest.file(path)  # every file used must carry a hash
+    for case in manifest.reference.cases:
+        if case.output_name is not None:
+            manifest.task.output(case.output_name)
     for role, folder in manifest.coreml.items():
         if not manifest.files_under(folder):
             raise PackageError(f"manifest coreml.{role}: no listed file under {folder}")

@@ -123,7 +123,7 @@ def verify_package(
                 "differ in shape"
             )
         start = time.perf_counter()
-        output = engine.generate(ct, noise, case.seed)
+        output = engine.generate(ct, noise, case.seed, case.output_name)
         seconds = time.perf_counter() - start
         results.append(
             CaseResult(

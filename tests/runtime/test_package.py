@@ -312,7 +312,7 @@ def test_swapped_graph_roles_are_refused(fresh_package: Path) -> None:
         g["encoder"], g["denoiser"] = g["denoiser"], g["encoder"]
 
     rewrite_manifest(fresh_package, swap)
-    with pytest.raises(PackageError, match="must read exactly one input 'ct'"):
+    with pytest.raises(PackageError, match=r"encoder graph .* must read 'ct'"):
         Engine(load_package(fresh_package), "cpu", options=NO_CACHE)
 
 
@@ -376,3 +376,44 @@ def test_bad_normalisation_is_refused(fresh_package: Path, change, message) -> N
     rewrite_manifest(fresh_package, change)
     with pytest.raises(PackageError, match=message):
         load_package(fresh_package)
+
+
+# -- one network, several sequences; static batches ------------------------------------------------
+
+
+def test_sequence_conditioned_graphs_make_each_output(tmp_path: Path) -> None:
+    """Graphs with a `sequence` input (as models/aphidiff exports them): each reference case
+    makes the output it names, through encoder and denoiser."""
+    spec = PackageSpec(model=TinyModel(sequences=3), n_cases=3)
+    pkg = load_package(make_package(tmp_path / "seq", spec))
+    assert [o.sequence_index for o in pkg.manifest.task.outputs] == [0, 1, 2]
+    report = verify_package(pkg, "cpu", options=NO_CACHE)
+    assert report.passed and min(c.psnr_db for c in report.cases) > 100
+    engine = Engine(pkg, "cpu", options=NO_CACHE)
+    assert engine.uses_sequence and engine.sample_channels == 1
+    case = pkg.manifest.reference.cases[0]
+    ct, noise = pkg.load_array(case.input), pkg.load_array(case.noise)
+    t2 = engine.generate(ct, noise, 0, "t2")
+    t1 = engine.generate(ct, noise, 0, "t1")
+    assert np.abs(t2 - t1).max() > 1e-2  # the sequence input really changes the result
+    with pytest.raises(PackageError, match="no output 'flair'"):
+        engine.generate(ct, noise, 0, "flair")
+
+
+def test_sequence_graphs_need_sequence_indices(tmp_path: Path) -> None:
+    pkg = make_package(tmp_path / "seq", PackageSpec(model=TinyModel(sequences=2)))
+    rewrite_manifest(pkg, lambda m: m["task"]["outputs"][1].update(sequence_index=None))
+    with pytest.raises(PackageError, match=r"outputs \['t1'\] have no sequence_index"):
+        Engine(load_package(pkg), "cpu", options=NO_CACHE)
+    rewrite_manifest(pkg, lambda m: m["reference"]["cases"][0].update(output_name="t9"))
+    with pytest.raises(PackageError, match="no output 't9'"):
+        load_package(pkg)
+
+
+def test_graphs_with_a_fixed_batch_take_exactly_that_batch(tmp_path: Path) -> None:
+    pkg = load_package(make_package(tmp_path / "b2", PackageSpec(model=TinyModel(fixed_batch=2))))
+    engine = Engine(pkg, "cpu", options=NO_CACHE)
+    assert engine.batch == 2
+    assert verify_package(pkg, "cpu", engine=engine).passed
+    with pytest.raises(InputError, match="fixed to batches of 2, got 3 slices"):
+        engine.encode(np.zeros((3, 3, 16, 16), np.float32))

@@ -216,7 +216,7 @@ def test_io_binding_matches_plain_run_and_keeps_values_on_device(encoder_bytes) 
     np.testing.assert_array_equal(kept.numpy(), plain)
 
     sample = np.zeros((2, 1, SPEC.height, SPEC.width), np.float32)
-    feeds = {"sample": sample, "timestep": np.array([10, 10]), "cond": kept}
+    feeds = {"x_t": sample, "t": np.array([10, 10]), "cond": kept}
     via_binding = SessionRunner(den, io_binding=True).run(feeds)["prediction"]
     via_numpy = SessionRunner(den, io_binding=False).run({**feeds, "cond": plain})["prediction"]
     np.testing.assert_array_equal(via_binding, via_numpy)
