@@ -119,3 +119,38 @@ def test_library_messages_are_redacted() -> None:
     out = redact(text, [ds])
     assert_no_secrets(out)
     assert "\n" not in out
+
+
+def test_info_covers_every_supported_format(write_series, tmp_path: Path) -> None:
+    """In-process (fast) run of the same command on MHA, MHD, NRRD, NIfTI and enhanced DICOM."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from edge_runtime.cli import build_app
+    from edge_runtime.io import write_image
+
+    source = read_image(write_series(ct_image(shape=(4, 6, 5))))
+    targets = []
+    for suffix in (".mha", ".mhd", ".nrrd", ".nii"):
+        targets.append(write_image(source, tmp_path / f"ct{suffix}"))
+    hd = pytest.importorskip("highdicom")
+    legacy = [pydicom.dcmread(p) for p in sorted(Path(source.metadata.source_path).glob("*.dcm"))]
+    enhanced = hd.legacy.LegacyConvertedEnhancedCTImage(
+        legacy_datasets=legacy,
+        series_instance_uid=pydicom.uid.generate_uid(),
+        series_number=5,
+        sop_instance_uid=pydicom.uid.generate_uid(),
+        instance_number=1,
+    )
+    enhanced.save_as(tmp_path / "enhanced.dcm")
+    targets.append(tmp_path / "enhanced.dcm")
+    runner = CliRunner()
+    for target in targets:
+        result = runner.invoke(build_app(), ["info", str(target), "--json"])
+        assert result.exit_code == 0, (target, result.output)
+        report = json.loads(result.stdout)
+        assert report["size_xyz"] == [5, 6, 4], target
+        np.testing.assert_allclose(report["spacing_mm"], source.spacing, atol=1e-5)
+        assert report["orientation"] == "LPS"
+        assert report["value_range"] == [float(source.voxels.min()), float(source.voxels.max())]
+    assert report["format"] == "dicom-multiframe" and report["modality"] == "CT"
