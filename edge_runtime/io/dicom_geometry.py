@@ -97,7 +97,7 @@ def check_series(records: list[SliceRecord], name: str, cfg: ReadConfig) -> Seri
     if len(records) < cfg.min_slices:
         raise InputError(
             f"{name}: a single slice where a volume is needed ({len(records)} image(s), at least "
-            f"{cfg.min_slices} slices required)"
+            f"{cfg.min_slices} slices required; give the folder that holds the whole series)"
         )
 
     row = first.orientation[:3] / np.linalg.norm(first.orientation[:3])

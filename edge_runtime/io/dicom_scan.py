@@ -106,7 +106,11 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
     error (a truncated copy must not silently shorten a volume).
     """
     folder = Path(folder)
-    entries = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    entries = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )  # hidden files and folders (e.g. unfinished atomic writes) are not part of an export
     if not entries:
         raise InputError(f"{folder}: the folder is empty")
     dicom: list[DicomFile] = []

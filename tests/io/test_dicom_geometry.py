@@ -238,3 +238,11 @@ def test_jpeg_lossless_series_decodes_like_the_uncompressed_one(
     got = read_image(folder)
     np.testing.assert_array_equal(got.voxels, image.voxels)
     assert got.same_grid(image)
+
+
+def test_hidden_leftovers_of_an_interrupted_write_are_not_read(write_series) -> None:
+    image = ct_image()
+    folder = write_series(image)
+    leftover = folder / ".IM.partial-123-abcd"
+    shutil.copytree(write_series(ct_image(seed=9)), leftover)
+    np.testing.assert_array_equal(read_image(folder).voxels, image.voxels)
