@@ -417,3 +417,22 @@ def test_graphs_with_a_fixed_batch_take_exactly_that_batch(tmp_path: Path) -> No
     assert verify_package(pkg, "cpu", engine=engine).passed
     with pytest.raises(InputError, match="fixed to batches of 2, got 3 slices"):
         engine.encode(np.zeros((3, 3, 16, 16), np.float32))
+
+
+@pytest.mark.parametrize("sequences", [0, 3])
+def test_engine_io_binding_path_gives_the_same_images(tmp_path: Path, sequences: int) -> None:
+    """The cuda profile's path (conditions kept as OrtValues between steps), run on the CPU
+    device: identical to plain numpy feeds."""
+    pkg = load_package(
+        make_package(tmp_path / "p", PackageSpec(model=TinyModel(sequences=sequences)))
+    )
+    case = pkg.manifest.reference.cases[0]
+    ct, noise = pkg.load_array(case.input), pkg.load_array(case.noise)
+    bound = Engine(pkg, "cpu", options=NO_CACHE, io_binding=True)
+    plain = Engine(pkg, "cpu", options=NO_CACHE, io_binding=False)
+    cond = bound.encode(ct, case.output_name)
+    assert all(isinstance(cond[n], ort.OrtValue) for n in bound.cond_names)
+    a = bound.generate(ct, noise, case.seed, case.output_name)
+    b = plain.generate(ct, noise, case.seed, case.output_name)
+    np.testing.assert_array_equal(a, b)
+    assert verify_package(pkg, engine=bound).passed
