@@ -57,15 +57,20 @@ def sample(
     steps: int,
     seed: int,
     kind: str | None = None,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Run the runtime sampler's loop with a torch network `denoise(x_t, t) -> prediction`."""
+    """Run the runtime sampler's loop with a torch network `denoise(x_t, t) -> prediction`.
+
+    The sampler steps on numpy (CPU) arrays; the network runs on `device`. Returns a CPU tensor.
+    """
     sampler = make_sampler(cfg, kind)
     sampler.set_timesteps(steps)
     rng = np.random.default_rng(seed)
     x = sampler.init_noise(shape, rng, np.float32)
     for t in sampler.timesteps:
-        tt = torch.full((shape[0],), float(t))
+        tt = torch.full((shape[0],), float(t), device=device)
         with torch.no_grad():
-            out = denoise(torch.from_numpy(np.ascontiguousarray(x)), tt).float().numpy()
+            x_dev = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+            out = denoise(x_dev, tt).float().cpu().numpy()
         x = sampler.step(out, int(t), x, generator=rng).prev_sample.astype(np.float32)
     return torch.from_numpy(np.ascontiguousarray(x))

@@ -65,6 +65,9 @@ def train(
         bool, typer.Option("--gradient-checkpointing", help="Recompute activations to save memory.")
     ] = False,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0: torch default).")] = 0,
+    val_every: Annotated[
+        int | None, typer.Option("--val-every", help="Validate on the val split every N steps.")
+    ] = None,
 ) -> None:
     """Train AP-HiDiff, the plain DDPM or pix2pix on phantom case folders."""
     from models.training.trainer import train_run
@@ -83,6 +86,7 @@ def train(
         "precision": precision,
         "device": device,
         "checkpoint_every": checkpoint_every,
+        "val_every": val_every,
     }
     for key, value in overrides.items():
         if value is not None:

@@ -35,6 +35,12 @@ class TrainConfig:
     checkpoint_every: int = 50
     # Checkpoints kept on disk (older ones are removed).
     keep_checkpoints: int = 2
+    # Validate (EMA weights, the cohort's "val" split) every this many steps; 0: never.
+    val_every: int = 0
+    # Validation slices (spread evenly over the val cases' liver slices) x every sequence.
+    val_slices: int = 8
+    # Sampler steps of validation (DDIM): enough to see trends, cheap enough to run often.
+    val_steps: int = 10
     # Write a metrics row every this many steps.
     log_every: int = 1
     # "auto": fp32 on CPU, bf16 autocast on a GPU that has it, fp16 + GradScaler otherwise.
@@ -84,6 +90,7 @@ def train_preset(name: str) -> TrainConfig:
             ema_decay=0.999,
             checkpoint_every=1000,
             log_every=10,
+            val_every=1000,
         )
     if name == "full":
         return TrainConfig(
@@ -94,6 +101,7 @@ def train_preset(name: str) -> TrainConfig:
             ema_decay=0.9999,
             checkpoint_every=5000,
             log_every=50,
+            val_every=5000,
             gradient_checkpointing=True,
         )
     raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")

@@ -57,9 +57,9 @@ def predict_slices(
     seed: int,
 ) -> torch.Tensor:
     """Normalised CT stacks (B, C, H, W) -> normalised MR (B, 1, H, W)."""
-    seq = torch.full((ct.shape[0],), sequence, dtype=torch.int64)
+    seq = torch.full((ct.shape[0],), sequence, dtype=torch.int64, device=ct.device)
     if isinstance(model, Pix2Pix):
-        return model.generate(ct, seq)
+        return model.generate(ct, seq).float().cpu()
     conds = model.encode(ct, seq)  # type: ignore[operator]
     shape = (ct.shape[0], 1, ct.shape[2], ct.shape[3])
     return runtime_glue.sample(
@@ -69,6 +69,7 @@ def predict_slices(
         steps,
         seed,
         sampler,
+        ct.device,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> None:
         "slice_s": round(encode_s + steps * per_step, 3),
         "slice_s_is_extrapolated": len(times) < steps,
         "peak_memory_mib": round(peak_memory_mib(device), 1),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "weights": "untrained (cost does not depend on weight values)",
         "provenance": provenance(),
     }

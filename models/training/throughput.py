@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,7 @@ def measure_one(model: str, preset_name: str, data: Path, steps: int, warmup: in
     tc.checkpoint_every = 10**9  # no checkpoint inside the timed steps
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(mc, tc, data, Path(tmp) / "run")
+        load_before = os.getloadavg()[0]
         times = []
         for step in range(1, tc.steps + 1):
             if trainer.where.device.type == "cuda":
@@ -66,6 +68,8 @@ def measure_one(model: str, preset_name: str, data: Path, steps: int, warmup: in
             "step_s_max": round(max(timed), 4),
             "images_per_s": round(tc.batch_size / median, 3),
             "peak_memory_mib": round(peak_memory_mib(trainer.where.device), 1),
+            # The machine is shared: the 1-minute load average says how contended it was.
+            "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
 
 

@@ -49,6 +49,7 @@ from models.training.checkpoint import (
 from models.training.config import TrainConfig
 from models.training.ema import EMA
 from models.training.factory import LossModule, build_model, phase_parameters
+from models.training.validate import validate, validation_set
 
 
 @dataclass
@@ -186,6 +187,11 @@ class Trainer:
         elif self.where.main:
             ensure_writable_dir(self.out)
             atomic_write_json(self.out / "config.json", self.run_config())
+        self.val = None
+        if self.where.main and train_cfg.val_every > 0:
+            self.val = validation_set(
+                self.data, model_cfg, train_cfg.sequences, train_cfg.val_slices
+            )
         self.tb = None
         if self.where.main and importlib.util.find_spec("tensorboard") is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -249,6 +255,15 @@ class Trainer:
         self.ema.update(self.model, step)
         return out
 
+    def validate(self) -> dict[str, float]:
+        """Validation figures of the EMA weights (empty without a val split)."""
+        if self.val is None:
+            return {}
+        ema_model = build_model(self.mc).to(self.where.device)
+        ema_model.load_state_dict(self.ema.weights_for(self.model))
+        ds, indices = self.val
+        return validate(ema_model, self.mc, ds, indices, self.tc.val_steps, self.where.device)
+
     def checkpoint(self) -> None:
         if not self.where.main:
             return
@@ -281,6 +296,8 @@ class Trainer:
                 self.step = step
                 dt = time.perf_counter() - t0
                 images += tc.batch_size * self.where.world
+                if tc.val_every > 0 and (step % tc.val_every == 0 or step == tc.steps):
+                    terms.update(self.validate())
                 if step % tc.log_every == 0 or step == tc.steps:
                     row = {"step": step, **{k: f"{v:.6g}" for k, v in terms.items()}}
                     row["images_per_s"] = f"{tc.batch_size * self.where.world / dt:.4g}"

@@ -191,3 +191,47 @@ def test_torchrun_ddp_two_cpu_processes(tiny_cohort, tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2
     assert res.stdout.count("trained ap-hidiff") + res.stderr.count("trained ap-hidiff") == 1
+
+
+def test_bf16_autocast_step_on_cpu(tiny_cohort, tmp_path):
+    """The autocast path (what a GPU run uses) trains and checkpoints fp32 master weights."""
+    run = tmp_path / "run"
+    summary = train_run(preset("tiny"), _tc(steps=1, precision="bf16"), tiny_cohort, run)
+    assert summary["precision"] == "torch.bfloat16"
+    weights = load_file(run / "weights.safetensors")
+    assert all(v.dtype in (torch.float32, torch.int64) for v in weights.values())
+    assert np.isfinite(_losses(run)).all()
+
+
+@pytest.mark.parametrize("model", ["pix2pix", "ddpm"])
+def test_baselines_predict_case_folders(tiny_cohort, tmp_path, model):
+    from models.training.predict import predict_cases
+
+    run = tmp_path / "run"
+    train_run(preset("tiny", model), _tc(steps=1, sequences=("t1",)), tiny_cohort, run)
+    written = predict_cases(run, tiny_cohort / "case-0002", tmp_path / "pred", steps=2)
+    assert [p.name for p in written] == ["case-0002"]
+    meta = json.loads((written[0] / "prediction.json").read_text())
+    assert meta["model"] == model and meta["sequences"] == ["t1"]
+    arr = sitk.GetArrayFromImage(sitk.ReadImage(str(written[0] / "synth_mr_t1.nii.gz")))
+    assert arr.shape == (8, 128, 128) and np.isfinite(arr).all()
+    # a second call skips the finished case (resumable cohort runs)
+    assert predict_cases(run, tiny_cohort / "case-0002", tmp_path / "pred", steps=2) == []
+
+
+def test_validation_on_the_val_split(tiny_cohort, tmp_path):
+    # The same patients re-split: case-0001 becomes the val split.
+    cohort = tmp_path / "cohort"
+    cohort.mkdir()
+    doc = json.loads((tiny_cohort / "cohort.json").read_text())
+    for c in doc["cases"]:
+        (cohort / c["id"]).symlink_to(tiny_cohort / c["id"], target_is_directory=True)
+        c["split"] = {"case-0001": "val", "case-0002": "test"}.get(c["id"], "train")
+    (cohort / "cohort.json").write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    tc = _tc(steps=2, val_every=2, val_slices=2, val_steps=2, sequences=("t2",))
+    train_run(preset("tiny"), tc, cohort, run)
+    with open(run / "metrics.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["val_ssim"] == ""  # validated at step 2 only
+    assert -1.0 <= float(rows[1]["val_ssim"]) <= 1.0 and float(rows[1]["val_mae"]) > 0
