@@ -7,6 +7,7 @@ config); each case is written atomically, so an interrupted run leaves only fini
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,9 +81,11 @@ def write_cohort(
     path = out_dir / "cohort.json"
     if path.exists():
         old = read_json(path)
-        if {k: old.get(k) for k in ("seed", "grid", "slices", "config")} != {
-            k: man[k] for k in ("seed", "grid", "slices", "config")
-        } or old.get("cases") != man["cases"][: len(old.get("cases", []))]:
+        new = json.loads(json.dumps(man))  # compare as JSON (tuples become lists)
+        keys = ("format", "seed", "grid", "slices", "config")
+        if {k: old.get(k) for k in keys} != {k: new[k] for k in keys} or old.get("cases") != new[
+            "cases"
+        ][: len(old.get("cases", []))]:
             raise InputError(
                 f"{path} belongs to a different cohort (seed, grid, slices or config differ); "
                 "choose another output folder"

@@ -135,7 +135,7 @@ class CTConfig:
             "metastasis": (35.0, 50.0, 60.0),
             "metastasis_rim": (35.0, 90.0, 100.0),
             "pvtt": (40.0, 120.0, 80.0),  # tumour in the vein: HCC enhancement
-            "ap_shunt": (55.0, 120.0, 110.0),  # arterial-only wedge; liver otherwise
+            "ap_shunt": (55.0, 130.0, 110.0),  # arterial-only wedge (+60 HU); liver otherwise
         }
     )
     hu_per_mg_iodine: float = 27.0  # PHANTOM.md: ~25-30 HU per mg iodine / mL
@@ -186,9 +186,10 @@ class MRConfig:
     r1_per_mm_s: float = 3.7  # gadolinium relaxivity at 3 T, 1/(mM s)
     gd_mm_per_mg_iodine: float = 0.2  # [Gd] (mM) per unit of the shared uptake value (mg I/mL)
     t1c_phase: str = "portal"  # CT phase whose uptake drives post-contrast T1
-    texture_t1: float = 0.02  # shared parenchymal texture: relative T1 modulation
-    texture_t2: float = 0.012  # relative T2 modulation (T2WI signal moves ~ TE/T2 times more)
-    texture_pd: float = 0.01  # relative PD modulation
+    # shared parenchymal texture, kept below the noise (liver stays homogeneous to the eye):
+    texture_t1: float = 0.01  # relative T1 modulation
+    texture_t2: float = 0.005  # relative T2 modulation (T2WI signal moves ~ TE/T2 times more)
+    texture_pd: float = 0.008  # relative PD modulation
     micro_texture: float = 0.06  # independent per-acquisition micro-texture (relative signal)
     micro_texture_mm: float = 1.2  # its correlation length
     snr: Range = (15.0, 40.0)  # PHANTOM.md: SNR of liver, Rician noise
