@@ -14,6 +14,7 @@ from typing import Annotated
 import onnxruntime as ort
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from edge_runtime.errors import PackageError
@@ -45,7 +46,7 @@ def _pairs(title: str, rows: list[tuple[str, str]]) -> Table:
     table.add_column("field", style="bold")
     table.add_column("value")
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(escape(k), escape(v))
     return table
 
 
@@ -105,7 +106,7 @@ def manifest_tables(m: Manifest) -> list[Table]:
     for col in ("path", "bytes", "sha256"):
         files.add_column(col, justify="right" if col == "bytes" else "left")
     for e in m.files:
-        files.add_row(e.path, f"{e.bytes:,}", e.sha256[:16] + "...")
+        files.add_row(escape(e.path), f"{e.bytes:,}", e.sha256[:16] + "...")
     prov = _pairs("provenance", [(k, _fmt(v)) for k, v in m.provenance.items()] or [("-", "-")])
     val = _pairs("validation", [(k, _fmt(v)) for k, v in m.validation.items()] or [("-", "-")])
     r = m.reference
@@ -137,7 +138,7 @@ def report_table(report: VerifyReport) -> Table:
 
     for c in report.cases:
         table.add_row(
-            f"{c.name}: PSNR vs shipped output",
+            escape(f"{c.name}: PSNR vs shipped output"),
             f"{c.psnr_db:.1f} dB",
             f">= {c.psnr_min_db:g} dB",
             f"{c.seconds:.2f} s",
@@ -177,11 +178,11 @@ def inspect(
             problems.append(str(exc))
     unlisted = package.unlisted_files()
     if unlisted:
-        out.print(f"[yellow]not in the manifest (ignored):[/] {', '.join(unlisted)}")
+        out.print(f"[yellow]not in the manifest (ignored):[/] {escape(', '.join(unlisted))}")
     if problems:
         out.print("[bold red]integrity: FAILED[/]")
         for p in problems:
-            out.print(f"  - {p}")
+            out.print(f"  - {escape(p)}")
         raise typer.Exit(EXIT_FAILED)
     out.print(f"[green]integrity: ok[/] ({len(manifest.files)} files match their sha256)")
     if self_check:
@@ -199,11 +200,11 @@ def describe_record(record: dict | None) -> str:
     if record is None:
         return "self-check on this device: never run; run `hidiff verify PACKAGE`"
     verdict = "[green]passed[/]" if record.get("passed") else "[bold red]FAILED[/]"
-    line = (
-        f"self-check on this device: {verdict} {record.get('date')} on "
-        f"{record.get('provider')} ({record.get('precision')}, onnxruntime "
-        f"{record.get('onnxruntime')})"
+    line = verdict + escape(
+        f" {record.get('date')} on {record.get('provider')} ({record.get('precision')}, "
+        f"onnxruntime {record.get('onnxruntime')})"
     )
+    line = "self-check on this device: " + line
     if record.get("onnxruntime") != ort.__version__:
         line += f"; onnxruntime is now {ort.__version__}: run `hidiff verify` again"
     return line

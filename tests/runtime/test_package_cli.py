@@ -177,3 +177,13 @@ def test_an_unwritable_record_folder_only_warns(cli, tiny_package: Path, tmp_pat
     blocker.write_text("x")
     res = invoke(cli, "verify", str(tiny_package), "-p", "cpu", "--no-cache", tmp_cache=blocker)
     assert res.exit_code == 0, res.output
+
+
+def test_inspect_prints_manifest_text_literally(cli, fresh_package: Path) -> None:
+    """Text from a package is data, not terminal markup: brackets survive as they are."""
+    from package_factory import rewrite_manifest
+
+    rewrite_manifest(fresh_package, lambda m: m.update(description="[bold]x[/bold] [red]"))
+    res = invoke(cli, "package", "inspect", str(fresh_package))
+    assert res.exit_code == 0, res.output
+    assert "[bold]x[/bold] [red]" in res.output
