@@ -210,8 +210,11 @@ def _decode_with_gdcm(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """One single-frame file through SimpleITK's GDCM, which applies the rescale itself."""
     import SimpleITK as sitk
 
+    from edge_runtime.io.itk_read import quiet_itk
+
     try:
-        img = sitk.ReadImage(str(path), sitk.sitkFloat32)
+        with quiet_itk():
+            img = sitk.ReadImage(str(path), sitk.sitkFloat32)
     except RuntimeError as exc:
         raise InputError(f"{path}: cannot decode compressed pixel data with GDCM") from exc
     arr = sitk.GetArrayFromImage(img).reshape(-1, *shape)

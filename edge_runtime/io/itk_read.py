@@ -7,6 +7,8 @@ read, converted to float32 and checked for NaN/Inf, which no later step can hand
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,19 +41,32 @@ def itk_format(path: Path) -> str | None:
 
 def _itk_message(exc: Exception) -> str:
     """ITK's exception text is a multi-line dump; keep the sentence that says what went wrong."""
-    text = str(exc)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     for ln in reversed(lines):
-        if ln.lower().startswith(("description:", "itk::error", "exception")):
-            return one_line(ln.split(":", 1)[-1])
-    return one_line(text)
+        for marker in ("ITK ERROR:", "Description:", "itk::ERROR:"):
+            if marker.lower() in ln.lower():
+                tail = ln[ln.lower().index(marker.lower()) + len(marker) :]
+                return one_line(tail.split(": ", 1)[-1] if "): " in tail else tail)
+    return one_line(lines[-1] if lines else str(exc))
+
+
+@contextlib.contextmanager
+def quiet_itk() -> Iterator[None]:
+    """ITK prints its warnings straight to stderr; a bad file must give one line, ours."""
+    before = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(before)
 
 
 def read_header(path: Path) -> sitk.ImageFileReader:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
-        reader.ReadImageInformation()
+        with quiet_itk():
+            reader.ReadImageInformation()
     except RuntimeError as exc:
         msg = _itk_message(exc)
         if "orthonormal" in msg.lower():
@@ -103,7 +118,8 @@ def read_itk(path: Path, config: ReadConfig, fmt: str | None = None) -> MedicalI
             f"than the {limit / 2**30:.1f} GiB this machine can spare; refused before allocating"
         )
     try:
-        img = reader.Execute()
+        with quiet_itk():
+            img = reader.Execute()
     except RuntimeError as exc:
         raise InputError(
             f"{path}: cannot read voxels (truncated file?): {_itk_message(exc)}"

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from edge_runtime.errors import InputError
 from edge_runtime.io import MedicalImage, read_image
-from edge_runtime.io.itk_read import itk_format
+from edge_runtime.io.itk_read import itk_format, quiet_itk
 
 SPLITS = ("train", "val", "test")
 
@@ -63,7 +63,8 @@ class ImageRef:
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(self.path))
             try:
-                reader.ReadImageInformation()
+                with quiet_itk():
+                    reader.ReadImageInformation()
             except RuntimeError as exc:
                 raise InputError(f"{self.path}: cannot read image header") from exc
             size = tuple(int(s) for s in reader.GetSize()[:3])

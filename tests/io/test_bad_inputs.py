@@ -379,3 +379,15 @@ def test_garbage_in_a_geometry_attribute(write_series) -> None:
     victim.write_bytes(data.replace(b"7.25", b"x.25"))  # not a number any more
     err = assert_one_line_error(folder, must=("unreadable",))
     assert victim.name in err
+
+
+def test_non_orthonormal_sform_nifti(tmp_path: Path) -> None:
+    """A sheared sform: ITK also prints a warning of its own, which must not reach the user."""
+    target = tmp_path / "sheared.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.float32)), str(target))
+    header = bytearray(target.read_bytes())
+    struct.pack_into("<2h", header, 252, 0, 1)  # qform_code 0, sform_code 1
+    for offset, row in ((280, (1, 0.5, 0, 0)), (296, (0, 1, 0, 0)), (312, (0, 0, 1, 0))):
+        struct.pack_into("<4f", header, offset, *row)
+    target.write_bytes(bytes(header))
+    assert_one_line_error(target, must=("non-orthonormal direction",))
