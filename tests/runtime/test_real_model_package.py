@@ -9,26 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from package_factory import npy_bytes
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnxscript")
-
-from package_factory import npy_bytes  # noqa: E402
-
-from edge_runtime.package import Engine, verify_package  # noqa: E402
-from edge_runtime.package.writer import write_package  # noqa: E402
-from edge_runtime.providers import RuntimeOptions  # noqa: E402
-from edge_runtime.samplers import make_sampler  # noqa: E402
-from models.aphidiff.config import SEQUENCES, preset  # noqa: E402
-from models.aphidiff.graphs import DenoiserGraph, EncoderGraph, condition_names  # noqa: E402
-from models.aphidiff.runtime_glue import schedule_config  # noqa: E402
-from models.training.factory import build_model  # noqa: E402
+from edge_runtime.package import Engine, verify_package
+from edge_runtime.package.writer import write_package
+from edge_runtime.providers import RuntimeOptions
+from edge_runtime.samplers import make_sampler
 
 BATCH = 2
 STEPS = 3
 
 
 def _export(module, args, path: Path, inputs, outputs) -> bytes:
+    import torch
+
     torch.onnx.export(
         module,
         args,
@@ -45,6 +39,14 @@ def _export(module, args, path: Path, inputs, outputs) -> bytes:
 
 @pytest.mark.slow
 def test_real_model_package_verifies_against_torch(tmp_path: Path) -> None:
+    # imported here, not at collection: the default (fast) run never pays for torch
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    from models.aphidiff.config import SEQUENCES, preset
+    from models.aphidiff.graphs import DenoiserGraph, EncoderGraph, condition_names
+    from models.aphidiff.runtime_glue import schedule_config
+    from models.training.factory import build_model
+
     torch.manual_seed(0)
     cfg = preset("tiny", "ap-hidiff")
     model = build_model(cfg).eval()
