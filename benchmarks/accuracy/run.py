@@ -240,7 +240,8 @@ def run_accuracy(
                     lesion_types[(cid, ident)] = tp.lesion_types[ident]
                 for m in methods:
                     path = prediction_path(predictions[m], cid, seq)
-                    assert path is not None  # check_predictions guarantees it
+                    if path is None:  # checked up front; it vanished while we were working
+                        raise InputError(f"{predictions[m]}/{cid}/mr_{seq}.nii.gz disappeared")
                     pred = load_prediction(path, seq, case, cfg.cohort)
                     res = evaluate_prediction(pred, tp, cfg)
                     rows.append({"method": m, **res.row})
