@@ -5,7 +5,7 @@ every log line. numpy, SimpleITK and pydicom only (no torch)."""
 from edge_runtime.io.config import ReadConfig
 from edge_runtime.io.dicom_write import WrittenSeries, write_ct_series, write_dicom_series
 from edge_runtime.io.image import ImageMetadata, MedicalImage, orientation_code
-from edge_runtime.io.read import list_series, read_image
+from edge_runtime.io.read import inspect_image, list_series, read_image
 from edge_runtime.io.write import write_image, write_nifti
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "MedicalImage",
     "ReadConfig",
     "WrittenSeries",
+    "inspect_image",
     "list_series",
     "orientation_code",
     "read_image",

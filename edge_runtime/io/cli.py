@@ -14,10 +14,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from edge_runtime.io.config import ReadConfig
-from edge_runtime.io.dicom_read import read_series
-from edge_runtime.io.dicom_scan import scan_folder, select_series
-from edge_runtime.io.read import read_image
+from edge_runtime.io.read import inspect_image
 
 
 def info(
@@ -32,13 +29,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Describe an image: modality, size, spacing, orientation, value range, series, warnings."""
-    if path.is_dir():  # scan the headers once, for the listing and for the read
-        found = scan_folder(path)
-        chosen = select_series(path, found, series)
-        image = read_series(chosen, path, ReadConfig(min_slices=min_slices))
-    else:
-        found = []
-        image = read_image(path, series=series, min_slices=min_slices)
+    image, found = inspect_image(path, series=series, min_slices=min_slices)
     meta = image.metadata
     report = {
         "path": str(path),

@@ -8,6 +8,7 @@ Every failure is an `InputError` whose one line names the file and the problem.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from edge_runtime.io.dicom_scan import (
 )
 from edge_runtime.io.image import MedicalImage
 from edge_runtime.io.itk_read import itk_format, read_itk
+from edge_runtime.io.privacy import redact
 
 log = logging.getLogger("hidiff.io")
 
@@ -40,14 +42,36 @@ def read_image(
     `series` picks one series of a folder that holds several (SeriesInstanceUID or
     SeriesDescription). `min_slices` overrides the config's (default 2: a volume is needed).
     """
+    return inspect_image(path, series, min_slices=min_slices, config=config)[0]
+
+
+def inspect_image(
+    path: str | Path,
+    series: str | None = None,
+    *,
+    min_slices: int | None = None,
+    config: ReadConfig | None = None,
+) -> tuple[MedicalImage, list[SeriesInfo]]:
+    """`read_image`, plus the series found when `path` is a folder (headers scanned once)."""
     cfg = config or ReadConfig()
     if min_slices is not None:
         cfg = replace(cfg, min_slices=min_slices)
-    path = Path(path)
+    found: list[SeriesInfo] = []
+    # Library warnings (pydicom's value checks, ...) would print extra stderr lines and may
+    # quote header values: they are kept, redacted, at debug level instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = _read(Path(path), series, cfg, found)
+    for w in caught:
+        log.debug("%s: %s", path, redact(str(w.message), [image.study_header]))
+    return image, found
+
+
+def _read(path: Path, series: str | None, cfg: ReadConfig, found: list[SeriesInfo]) -> MedicalImage:
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
-        found = scan_folder(path)
+        found.extend(scan_folder(path))
         chosen = select_series(path, found, series)
         return read_series(chosen, path, cfg)
     if path.stat().st_size == 0:
