@@ -21,6 +21,9 @@ import numpy as np
 
 BetaScheduleName = Literal["linear", "scaled_linear", "squaredcos_cap_v2"]
 BETA_SCHEDULES: tuple[str, ...] = ("linear", "scaled_linear", "squaredcos_cap_v2")
+# Far above any discrete schedule in use (1000-4000); a bound so that a manifest cannot make the
+# runtime allocate arbitrary memory.
+MAX_TRAIN_TIMESTEPS = 100_000
 
 
 @dataclass(frozen=True)
@@ -42,8 +45,11 @@ class NoiseScheduleConfig:
             raise ValueError(
                 f"unknown beta_schedule {self.beta_schedule!r}; choose one of {BETA_SCHEDULES}"
             )
-        if self.num_train_timesteps < 2:
-            raise ValueError(f"num_train_timesteps must be >= 2, got {self.num_train_timesteps}")
+        if not 2 <= self.num_train_timesteps <= MAX_TRAIN_TIMESTEPS:
+            raise ValueError(
+                f"num_train_timesteps must be in 2..{MAX_TRAIN_TIMESTEPS}, "
+                f"got {self.num_train_timesteps}"
+            )
         if not 0.0 < self.beta_start <= self.beta_end < 1.0:
             raise ValueError(
                 f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}"

@@ -138,3 +138,8 @@ def test_clean_model_recovers_the_image_with_ddim() -> None:
     s.set_timesteps(10)
     out = s.sample(lambda x, t: x0, rng.standard_normal(SHAPE))
     np.testing.assert_allclose(out, x0, atol=1e-12)
+
+
+def test_schedule_size_is_bounded() -> None:
+    with pytest.raises(ValueError, match=r"num_train_timesteps must be in 2\.\.100000"):
+        NoiseScheduleConfig(num_train_timesteps=10**9)
