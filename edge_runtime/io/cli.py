@@ -26,10 +26,16 @@ def info(
     min_slices: Annotated[
         int, typer.Option("--min-slices", min=1, help="Slices a volume needs (1: one image).")
     ] = 2,
+    one_series: Annotated[
+        bool,
+        typer.Option("--one-series", help="Read all images of the folder as one series."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Describe an image: modality, size, spacing, orientation, value range, series, warnings."""
-    image, found = inspect_image(path, series=series, min_slices=min_slices)
+    image, found = inspect_image(
+        path, series=series, min_slices=min_slices, merge_series=one_series
+    )
     meta = image.metadata
     report = {
         "path": str(path),

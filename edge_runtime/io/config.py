@@ -33,6 +33,10 @@ class ReadConfig:
     memory_fraction: float = 0.5
     # An absolute cap in bytes (None: only the free-memory rule applies).
     max_bytes: int | None = None
+    # Treat every image file of a folder as one series, whatever its SeriesInstanceUID: some
+    # anonymised exports (CHAOS MR) give each file its own UID. The geometry checks still
+    # catch a real mix (duplicate positions, orientations, sizes).
+    merge_series: bool = False
 
 
 def available_memory_bytes() -> int:

@@ -150,6 +150,18 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
     return sorted(series.values(), key=lambda s: (-s.n_images, s.uid))
 
 
+def merge_all(folder: Path, found: list[SeriesInfo]) -> SeriesInfo:
+    """All image files of the folder as one series (for exports with a UID per file)."""
+    modalities = sorted({s.modality for s in found})
+    if len(modalities) > 1:
+        raise InputError(
+            f"{folder}: cannot read as one series: it mixes modalities {', '.join(modalities)}"
+        )
+    files = [f for s in found for f in s.files]
+    uid = found[0].uid if len(found) == 1 else f"(merged from {len(found)} SeriesInstanceUIDs)"
+    return SeriesInfo(uid, found[0].description, modalities[0], files)
+
+
 def select_series(folder: Path, found: list[SeriesInfo], series: str | None) -> SeriesInfo:
     """The series the user asked for (UID or description), or the only one there is."""
     if series is None:
@@ -158,7 +170,7 @@ def select_series(folder: Path, found: list[SeriesInfo], series: str | None) -> 
         listing = "; ".join(s.label() for s in found)
         raise InputError(
             f"{folder}: holds {len(found)} DICOM series mixed together; choose one with "
-            f"--series UID-or-description: {listing}"
+            f"--series UID-or-description (or --one-series if they are one volume): {listing}"
         )
     by_uid = [s for s in found if s.uid == series]
     if by_uid:

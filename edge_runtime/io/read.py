@@ -19,6 +19,7 @@ from edge_runtime.io.dicom_scan import (
     DicomFile,
     SeriesInfo,
     looks_like_dicom,
+    merge_all,
     read_header,
     scan_folder,
     select_series,
@@ -35,14 +36,18 @@ def read_image(
     series: str | None = None,
     *,
     min_slices: int | None = None,
+    merge_series: bool | None = None,
     config: ReadConfig | None = None,
 ) -> MedicalImage:
     """Read a volume from a DICOM folder or file, NIfTI, MHA/MHD or NRRD.
 
     `series` picks one series of a folder that holds several (SeriesInstanceUID or
-    SeriesDescription). `min_slices` overrides the config's (default 2: a volume is needed).
+    SeriesDescription). `min_slices` overrides the config's (default 2: a volume is needed);
+    `merge_series=True` reads all images of a folder as one series (exports with a UID per file).
     """
-    return inspect_image(path, series, min_slices=min_slices, config=config)[0]
+    return inspect_image(
+        path, series, min_slices=min_slices, merge_series=merge_series, config=config
+    )[0]
 
 
 def inspect_image(
@@ -50,12 +55,15 @@ def inspect_image(
     series: str | None = None,
     *,
     min_slices: int | None = None,
+    merge_series: bool | None = None,
     config: ReadConfig | None = None,
 ) -> tuple[MedicalImage, list[SeriesInfo]]:
     """`read_image`, plus the series found when `path` is a folder (headers scanned once)."""
     cfg = config or ReadConfig()
     if min_slices is not None:
         cfg = replace(cfg, min_slices=min_slices)
+    if merge_series is not None:
+        cfg = replace(cfg, merge_series=merge_series)
     found: list[SeriesInfo] = []
     # Library warnings (pydicom's value checks, ...) would print extra stderr lines and may
     # quote header values: they are kept, redacted, at debug level instead.
@@ -72,7 +80,10 @@ def _read(path: Path, series: str | None, cfg: ReadConfig, found: list[SeriesInf
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():
         found.extend(scan_folder(path))
-        chosen = select_series(path, found, series)
+        if cfg.merge_series and series is None:
+            chosen = merge_all(path, found)
+        else:
+            chosen = select_series(path, found, series)
         return read_series(chosen, path, cfg)
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")

@@ -50,12 +50,13 @@ class ImageRef:
     path: Path
     modality: str = ""  # CT, MR, or "" for labels/masks
     series: str | None = None
+    merge_series: bool = False  # a DICOM folder whose files carry one SeriesInstanceUID each
     loader: Callable[[], MedicalImage] | None = field(default=None, compare=False)
 
     def read(self) -> MedicalImage:
         if self.loader is not None:
             return self.loader()
-        return read_image(self.path, series=self.series)
+        return read_image(self.path, series=self.series, merge_series=self.merge_series)
 
     def geometry(self) -> Geometry:
         """From the header alone for NIfTI/MHA/NRRD; DICOM and PNG stacks are read in full."""

@@ -144,7 +144,7 @@ class CHAOS(CaseDataset):
     def _ct_case(self, folder: Path, split: str, missing: list[str]) -> Case:
         dicom = folder / "DICOM_anon"
         self._need(dicom, "*.dcm", missing)
-        image = ImageRef(dicom, "CT")
+        image = ImageRef(dicom, "CT", merge_series=True)
         labels = {}
         ground = folder / "Ground"
         if split == "train" and self._need(ground, "*.png", missing):
@@ -163,10 +163,10 @@ class CHAOS(CaseDataset):
         t2 = folder / "T2SPIR" / "DICOM_anon"
         for sub in (t1 / "InPhase", t1 / "OutPhase", t2):
             self._need(sub, "*.dcm", missing)
-        images = {
-            "mr_t1_in": ImageRef(t1 / "InPhase", "MR"),
-            "mr_t1_out": ImageRef(t1 / "OutPhase", "MR"),
-            "mr_t2": ImageRef(t2, "MR"),
+        images = {  # CHAOS MR files carry one SeriesInstanceUID each: a folder is the series
+            "mr_t1_in": ImageRef(t1 / "InPhase", "MR", merge_series=True),
+            "mr_t1_out": ImageRef(t1 / "OutPhase", "MR", merge_series=True),
+            "mr_t2": ImageRef(t2, "MR", merge_series=True),
         }
         labels = {}
         if split == "train":

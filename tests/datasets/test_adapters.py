@@ -154,6 +154,10 @@ def chaos_series(
     for i, f in enumerate(reversed(files)):  # highest z gets the first name
         name = f"i{i:04d},0000b.dcm" if modality == "CT" else f"IMG-0004-{i + 1:05d}.dcm"
         shutil.move(f, folder / name)
+        if modality == "MR":  # CHAOS MR files carry one SeriesInstanceUID each
+            ds = pydicom.dcmread(folder / name)
+            ds.SeriesInstanceUID = pydicom.uid.generate_uid()
+            ds.save_as(folder / name, enforce_file_format=True)
         if ground is not None:
             ground.mkdir(parents=True, exist_ok=True)
             pixels = pydicom.dcmread(folder / name).pixel_array

@@ -246,3 +246,27 @@ def test_hidden_leftovers_of_an_interrupted_write_are_not_read(write_series) -> 
     leftover = folder / ".IM.partial-123-abcd"
     shutil.copytree(write_series(ct_image(seed=9)), leftover)
     np.testing.assert_array_equal(read_image(folder).voxels, image.voxels)
+
+
+def test_export_with_one_series_uid_per_file(write_series, tmp_path: Path) -> None:
+    """Some anonymised exports (CHAOS MR) give every file its own SeriesInstanceUID."""
+    from iohelpers import run_hidiff
+
+    from edge_runtime.errors import InputError
+
+    image = ct_image(shape=(6, 8, 7))
+    folder = write_series(image)
+    for f in files_of(folder):
+        edit_file(f, lambda ds: setattr(ds, "SeriesInstanceUID", generate_uid()))
+    with pytest.raises(InputError, match="6 DICOM series"):
+        read_image(folder)
+    np.testing.assert_array_equal(read_image(folder, merge_series=True).voxels, image.voxels)
+    out = run_hidiff("info", str(folder), "--one-series")
+    assert out.returncode == 0, out.stderr
+    assert "7 x 8 x 6" in out.stdout
+    # merging two echoes of one position set is still refused, by the geometry checks
+    other = write_series(ct_image(shape=(6, 8, 7), seed=5))
+    for f in files_of(other):
+        shutil.copy(f, folder / f"b{f.name}")
+    with pytest.raises(InputError, match="duplicate slice positions"):
+        read_image(folder, merge_series=True)
