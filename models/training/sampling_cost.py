@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
         "peak_memory_mib": round(peak_memory_mib(device), 1),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "weights": "untrained (cost does not depend on weight values)",
-        "provenance": provenance(),
+        "provenance": provenance(["python", "-m", "models.training.sampling_cost", *sys.argv[1:]]),
     }
     atomic_write_json(args.out, record)
     print(json.dumps({k: v for k, v in record.items() if k != "provenance"}))

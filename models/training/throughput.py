@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             results.append(json.loads(part.read_text()))
             print(json.dumps(results[-1]), flush=True)
     record = {"benchmark": "train-throughput", "preset": args.preset, "results": results}
-    record["provenance"] = provenance()
+    record["provenance"] = provenance(["python", "-m", "models.training.throughput", *sys.argv[1:]])
     atomic_write_json(args.out, record)
     print(json.dumps({"out": str(args.out), "results": len(results)}))
 

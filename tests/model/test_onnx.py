@@ -25,10 +25,13 @@ def _export(module, args, path, inputs, outputs):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("model", ["ap-hidiff", "ddpm"])
+@pytest.mark.parametrize("model", ["ap-hidiff", "ap-hidiff+attention", "ddpm"])
 def test_encoder_and_denoiser_match_onnxruntime(model, tmp_path):
     torch.manual_seed(0)
-    m = build_model(preset("tiny", model)).eval()
+    cfg = preset("tiny", model.split("+")[0])
+    # small and full use self-attention at the lowest level: export it too
+    cfg.unet.attention = model.endswith("+attention")
+    m = build_model(cfg).eval()
     # The condition projections start at zero; randomise every weight so the check covers
     # each path of the graph.
     with torch.no_grad():
