@@ -106,14 +106,16 @@ def cross_validated_typing(
     x_t = np.asarray(truth_features)[sel]
     y = y_all[sel]
     cv = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
-    scores: dict[str, dict[str, list[float]]] = {
-        name: {"auc": [], "kappa": []} for name in ["truth", *pred_features]
+    # the true MRI's scores are kept apart from the methods': a method may be called "truth"
+    keys = [("true_mri", None)] + [("method", name) for name in pred_features]
+    scores: dict[tuple[str, str | None], dict[str, list[float]]] = {
+        k: {"auc": [], "kappa": []} for k in keys
     }
     for train, test in cv.split(x_t, y):
         model = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.c, max_iter=cfg.max_iter))
         model.fit(x_t[train], y[train])
-        sets = {"truth": x_t[test]}
-        sets.update({k: np.asarray(v)[sel][test] for k, v in pred_features.items()})
+        sets = {("true_mri", None): x_t[test]}
+        sets.update({("method", k): np.asarray(v)[sel][test] for k, v in pred_features.items()})
         for name, x in sets.items():
             proba = model.predict_proba(x)
             if len(kept) == 2:
@@ -127,8 +129,9 @@ def cross_validated_typing(
             scores[name]["kappa"].append(float(cohen_kappa_score(y[test], pred)))
     result["status"] = "ok"
     result["n_lesions"] = int(sel.sum())
-    result["results"] = {
-        name: {
+
+    def summary(s: dict[str, list[float]]) -> dict[str, Any]:
+        return {
             "auc_mean": float(np.mean(s["auc"])),
             "auc_sd": float(np.std(s["auc"], ddof=1)),
             "kappa_mean": float(np.mean(s["kappa"])),
@@ -136,6 +139,7 @@ def cross_validated_typing(
             "auc_folds": s["auc"],
             "kappa_folds": s["kappa"],
         }
-        for name, s in scores.items()
-    }
+
+    result["true_mri"] = summary(scores[("true_mri", None)])
+    result["methods"] = {k[1]: summary(v) for k, v in scores.items() if k[0] == "method"}
     return result

@@ -21,12 +21,15 @@ def test_separable_types_score_high_and_washed_out_prediction_low() -> None:
     assert res["status"] == "ok"
     assert res["dropped_types"] == {"pvtt": 3}
     assert res["classes"] == ["cyst", "hcc", "hemangioma"]
-    r = res["results"]
-    assert r["truth"]["auc_mean"] > 0.95 and r["truth"]["kappa_mean"] > 0.8
+    t, r = res["true_mri"], res["methods"]
+    assert t["auc_mean"] > 0.95 and t["kappa_mean"] > 0.8
     assert r["good"]["auc_mean"] > 0.9
     assert r["bad"]["kappa_mean"] < 0.3
-    assert len(r["truth"]["auc_folds"]) == 5
-    assert r["truth"]["auc_sd"] == pytest.approx(np.std(r["truth"]["auc_folds"], ddof=1))
+    assert len(t["auc_folds"]) == 5
+    assert t["auc_sd"] == pytest.approx(np.std(t["auc_folds"], ddof=1))
+    # a method called "truth" does not overwrite the true MRI's row
+    res2 = cross_validated_typing(truth, {"truth": washed}, types)
+    assert res2["true_mri"] == t and res2["methods"]["truth"]["kappa_mean"] < 0.3
 
 
 def test_too_few_lesions_is_reported_not_crashed() -> None:

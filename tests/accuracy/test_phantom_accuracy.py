@@ -107,3 +107,14 @@ def test_report_files_and_names(report) -> None:
     assert ni and ni[0]["noninferiority_margin"] == 0.01 and ni[0]["noninferior"] is False
     text = (report.out / "summary.json").read_text() + (report.out / "per_case.csv").read_text()
     assert "FID" not in text and "Frechet filter-bank distance" in text
+
+
+def test_lesion_typing_runs_and_a_truth_copy_types_like_the_truth(report) -> None:
+    typing = report.summary["lesion_typing"]
+    assert typing["status"] == "ok", typing["status"]
+    true_mri, methods = typing["true_mri"], typing["methods"]
+    assert len(true_mri["auc_folds"]) == 5
+    assert set(methods) == {"truth", "real1", "erased", "painted", "shifted"}
+    # the classifier is trained on true MRI; a perfect copy is scored exactly like it
+    assert methods["truth"]["auc_folds"] == true_mri["auc_folds"]
+    assert methods["truth"]["kappa_folds"] == true_mri["kappa_folds"]
