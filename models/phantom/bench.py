@@ -30,17 +30,19 @@ def _worker(grid: int, slices: int, seed: int, repeats: int) -> dict[str, Any]:
     from models.phantom.io import write_case
 
     render_case(seed, grid=64, slices=8)  # warm-up: imports, caches
-    times = []
+    times, cpu = [], []
     case = None
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         case = render_case(seed, grid=grid, slices=slices)
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         write_case(case, Path(tmp) / "case")
         write_s = time.perf_counter() - t0
     times.sort()
+    cpu.sort()
     return {
         "grid": grid,
         "slices": slices,
@@ -48,6 +50,9 @@ def _worker(grid: int, slices: int, seed: int, repeats: int) -> dict[str, Any]:
         "repeats": repeats,
         "render_s_median": times[len(times) // 2],
         "render_s_all": times,
+        "render_cpu_s_median": cpu[len(cpu) // 2],
+        "render_cpu_s_all": cpu,
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "write_s": write_s,
         "cpu_affinity": sorted(os.sched_getaffinity(0))
         if hasattr(os, "sched_getaffinity")
@@ -75,13 +80,16 @@ def run_bench(out_dir: Path, repeats: int = 3, sizes=SIZES) -> Path:
     for grid, slices, target in sizes:
         r = run_size(grid, slices, repeats=repeats)
         r["target_s"] = target
-        r["meets_target"] = r["render_s_median"] <= target
+        r["meets_target_wall"] = r["render_s_median"] <= target
+        r["meets_target_cpu"] = r["render_cpu_s_median"] <= target
         results.append(r)
     record = provenance() | {
         "benchmark": "phantom-render",
         "threads": {v: "1" for v in THREAD_VARS},
         "what": "render_case (all CT phases, MR at both phases and the second MR realisation for "
-        "the SSIM ceiling), in memory; write_s is writing the case folder",
+        "the SSIM ceiling), in memory; write_s is writing the case folder. render_s is wall "
+        "time, render_cpu_s the process CPU time: on a shared machine (see load_average_1m) "
+        "the CPU time is what one dedicated core needs",
         "results": results,
     }
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
