@@ -23,12 +23,15 @@ class GatedFusion(nn.Module):
     def __init__(self, code_dim: int, modality_dim: int, out_ch: int, gate: bool = True) -> None:
         super().__init__()
         self.use_gate = gate
-        self.w_g = nn.Conv2d(code_dim + modality_dim, out_ch, 1)
+        # W_g exists only with the gate on (an unused parameter would break DDP).
+        self.w_g = nn.Conv2d(code_dim + modality_dim, out_ch, 1) if gate else None
         self.anatomy = nn.Conv2d(code_dim, out_ch, 3, padding=1)
         self.modality = nn.Linear(modality_dim, out_ch)
 
     def gate(self, za: torch.Tensor, zm: torch.Tensor) -> torch.Tensor:
         """The gate map G in (0, 1), shape (B, out_ch, h, w)."""
+        if self.w_g is None:
+            raise ValueError("this fusion was built with the gate ablated")
         zm_map = zm[:, :, None, None].expand(-1, -1, za.shape[2], za.shape[3])
         return torch.sigmoid(self.w_g(torch.cat([za, zm_map], dim=1)))
 

@@ -51,7 +51,7 @@ class APHiDiff(nn.Module):
             # Ablation: a plain CT encoder (no quantiser, no modality encoder, no VQ losses);
             # the sequence's code is a learned embedding trained by the denoising loss alone.
             self.vqvae = None
-            self.encoder = AnatomyEncoder(v, d.ct_channels)
+            self.encoder = AnatomyEncoder(v, d.ct_channels, with_mr=False)
             self.sequence_code = nn.Embedding(len(MODALITIES), v.modality_dim)
         levels = len(cfg.unet.channel_mults)
         cond_ch = cfg.unet.base_channels
@@ -63,6 +63,7 @@ class APHiDiff(nn.Module):
             out_channels=1,
             num_classes=len(SEQUENCES),
             cond_channels=(cond_ch,) * levels,
+            scale_heads=ab.multiscale,
         )
         self.lesion_head = LesionHead(d.lesion_classes) if ab.lesion_loss else None
         self.process = ForwardProcess(cfg.diffusion)
@@ -136,8 +137,8 @@ class APHiDiff(nn.Module):
         t = self.process.sample_t(b, generator).to(mr.device)
         noise = torch.randn(mr.shape, generator=generator).to(mr.device, mr.dtype)
         x_t, target = self.process.add_noise(mr, noise, t)
-        preds = self.denoise(x_t, t.float(), seq, conds, all_scales=True)
-        assert isinstance(preds, list)
+        out = self.denoise(x_t, t.float(), seq, conds, all_scales=ab.multiscale)
+        preds = out if isinstance(out, list) else [out]
         terms["diffusion"] = F.mse_loss(preds[0].float(), target)
         total = total + terms["diffusion"]
         if ab.multiscale:

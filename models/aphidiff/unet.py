@@ -85,9 +85,13 @@ class UNet(nn.Module):
         out_channels: int = 1,
         num_classes: int = 0,
         cond_channels: tuple[int, ...] | None = None,
+        scale_heads: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
+        # Output heads at every level only where they are trained (AP-HiDiff's multi-scale
+        # loss): an untrained parameter would also break DistributedDataParallel.
+        self.scale_heads = scale_heads
         ch = [cfg.base_channels * m for m in cfg.channel_mults]
         emb_dim = 4 * cfg.base_channels
         self.base = cfg.base_channels
@@ -126,13 +130,14 @@ class UNet(nn.Module):
                 blocks.append(ResBlock(prev + (c if i == 0 else 0), c, emb_dim, cfg.groups))
                 prev = c
             self.up_blocks.append(blocks)
-            self.heads.append(
-                nn.Sequential(
-                    nn.GroupNorm(min(cfg.groups, c), c),
-                    nn.SiLU(),
-                    nn.Conv2d(c, out_channels, 3, padding=1),
+            if scale_heads or level == 0:
+                self.heads.append(
+                    nn.Sequential(
+                        nn.GroupNorm(min(cfg.groups, c), c),
+                        nn.SiLU(),
+                        nn.Conv2d(c, out_channels, 3, padding=1),
+                    )
                 )
-            )
             if level > 0:
                 self.upsample.append(nn.Conv2d(c, ch[level - 1], 3, padding=1))
                 prev = ch[level - 1]
@@ -157,7 +162,10 @@ class UNet(nn.Module):
         all_scales: bool = False,
         return_features: bool = False,
     ) -> torch.Tensor | list[torch.Tensor] | tuple[list[torch.Tensor], torch.Tensor]:
-        """Predict at full resolution, or at every level (finest first) with `all_scales`."""
+        """Predict at full resolution, or at every level (finest first) with `all_scales`
+        (which needs `scale_heads`)."""
+        if all_scales and not self.scale_heads:
+            raise ValueError("all_scales needs a U-Net built with scale_heads=True")
         emb = self.time_mlp(timestep_embedding(t, self.base))
         if self.class_emb is not None and class_id is not None:
             emb = emb + self.class_emb(class_id)

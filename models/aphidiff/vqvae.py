@@ -85,10 +85,11 @@ class VectorQuantizer(nn.Module):
 class AnatomyEncoder(nn.Module):
     """CT or MR slice -> pre-quantised anatomy map at H / 2^downsamples."""
 
-    def __init__(self, cfg: VQVAEConfig, ct_channels: int) -> None:
+    def __init__(self, cfg: VQVAEConfig, ct_channels: int, with_mr: bool = True) -> None:
         super().__init__()
         self.stem_ct = nn.Conv2d(ct_channels, cfg.hidden, 3, padding=1)
-        self.stem_mr = nn.Conv2d(1, cfg.hidden, 3, padding=1)
+        # The MR stem exists only where MR is encoded (not in the no-disentangle ablation).
+        self.stem_mr = nn.Conv2d(1, cfg.hidden, 3, padding=1) if with_mr else None
         layers: list[nn.Module] = []
         for _ in range(cfg.downsamples):
             layers += [ConvBlock(cfg.hidden), nn.Conv2d(cfg.hidden, cfg.hidden, 4, 2, 1)]
@@ -100,6 +101,8 @@ class AnatomyEncoder(nn.Module):
         return self.trunk(self.stem_ct(ct))
 
     def forward_mr(self, mr: torch.Tensor) -> torch.Tensor:
+        if self.stem_mr is None:
+            raise ValueError("this anatomy encoder was built without an MR stem")
         return self.trunk(self.stem_mr(mr))
 
 
