@@ -23,7 +23,6 @@ from benchmarks.accuracy.geometry import (
     GeometryConfig,
     RegionReference,
     boundary_error,
-    prepare,
     region_parts,
     region_reference,
 )
@@ -131,7 +130,7 @@ def prepare_truth(case: TruthCase, seq: str, cfg: AccuracyConfig = AccuracyConfi
     ).items():
         ref = region_reference(name, parts, truth, spacing, cfg.geometry)
         if ref is not None:
-            regions[name] = prepare(ref, truth, spacing, cfg.geometry)
+            regions[name] = ref
 
     scale = intensity_scale(truth, body)
     feats = volume_features(truth, body, liver, scale, cfg.features)

@@ -235,16 +235,6 @@ def region_reference(
     return ref if ref.parts else None
 
 
-def prepare(
-    ref: RegionReference,
-    truth: np.ndarray,
-    spacing: tuple[float, ...],
-    cfg: GeometryConfig = GeometryConfig(),
-) -> RegionReference:
-    """Kept for symmetry with other references: the truth is fully prepared on creation."""
-    return ref
-
-
 def boundary_error(
     ref: RegionReference,
     pred: np.ndarray,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from benchmarks.accuracy.geometry import boundary_error, prepare, region_parts, region_reference
+from benchmarks.accuracy.geometry import boundary_error, region_parts, region_reference
 
 SPACING = (4.0, 1.4, 1.4)
 
@@ -29,9 +29,7 @@ def scene():
         np.zeros(shape, np.uint16),
         set(),
     )
-    refs = {
-        k: prepare(region_reference(k, v, truth, SPACING), truth, SPACING) for k, v in parts.items()
-    }
+    refs = {k: region_reference(k, v, truth, SPACING) for k, v in parts.items()}
     return truth, other, refs
 
 
