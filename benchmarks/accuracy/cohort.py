@@ -260,9 +260,17 @@ def load_truth(path: Path, split: str | None = None) -> TruthCohort:
 
 
 def prediction_path(method_dir: Path, case_id: str, seq: str) -> Path | None:
-    """Where a method's prediction of one case and sequence lies, if anywhere."""
+    """Where a method's prediction of one case and sequence lies, if anywhere.
+
+    `synth_mr_<seq>` is what `hidiff predict` and `hidiff synthesize` write; `mr_<seq>` and
+    `mr_<seq>_ctphase` are accepted so that other tools' outputs (or truth copies) can be judged.
+    """
     folder = Path(method_dir) / case_id
-    return _find(folder, f"mr_{seq}") or _find(folder, f"mr_{seq}_ctphase")
+    return (
+        _find(folder, f"synth_mr_{seq}")
+        or _find(folder, f"mr_{seq}")
+        or _find(folder, f"mr_{seq}_ctphase")
+    )
 
 
 def check_predictions(
