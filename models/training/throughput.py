@@ -6,7 +6,7 @@
 Renders a small phantom cohort at the preset's grid in a temporary folder, then for each model
 trains `warmup + steps` steps and reports the median step time over the last `steps` (warm-up
 excluded: first steps pay for allocator and oneDNN kernel set-up), images/s = batch / median,
-and the peak memory (CUDA allocator peak on a GPU; on CPU the process's max RSS, which includes
+the CPU seconds per step (contention-independent on a shared machine), and the peak memory (CUDA allocator peak on a GPU; on CPU the process's max RSS, which includes
 the cohort held in memory and is measured per model in a fresh process).
 """
 
@@ -41,17 +41,19 @@ def measure_one(model: str, preset_name: str, data: Path, steps: int, warmup: in
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(mc, tc, data, Path(tmp) / "run")
         load_before = os.getloadavg()[0]
-        times = []
+        times, cpu = [], []
         for step in range(1, tc.steps + 1):
             if trainer.where.device.type == "cuda":
                 torch.cuda.synchronize()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             trainer.train_step(step)
             if trainer.where.device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
         timed = times[warmup:]
         median = statistics.median(timed)
+        cpu_median = statistics.median(cpu[warmup:])
         params = sum(p.numel() for p in trainer.model.parameters())
         return {
             "model": model,
@@ -67,6 +69,9 @@ def measure_one(model: str, preset_name: str, data: Path, steps: int, warmup: in
             "step_s_min": round(min(timed), 4),
             "step_s_max": round(max(timed), 4),
             "images_per_s": round(tc.batch_size / median, 3),
+            # CPU seconds the process used per step (all threads): on a shared machine, the
+            # step time one idle core would give with 1 thread, independent of the contention.
+            "cpu_s_per_step_median": round(cpu_median, 4),
             "peak_memory_mib": round(peak_memory_mib(trainer.where.device), 1),
             # The machine is shared: the 1-minute load average says how contended it was.
             "load_average_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
