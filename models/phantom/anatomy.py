@@ -15,6 +15,7 @@ from models.phantom.config import PhantomConfig
 from models.phantom.shapes import (
     SDF,
     Arr,
+    Capsule,
     Ellipsoid,
     EllipticCylinder,
     intersect,
@@ -141,6 +142,7 @@ class Body:
     stomach_lumen: Ellipsoid
     stomach_air_level: float  # y below which (anterior) the lumen holds air
     gallbladder: Ellipsoid
+    bowel: list[tuple[Capsule, Capsule, bool]]  # (wall, lumen, holds air)
     diaphragm: Diaphragm
     spine_front: float  # y of the vertebral body's anterior surface
     spine_half_width: float  # |x| reach of vertebra and paravertebral muscles
@@ -248,6 +250,29 @@ def draw_body_and_liver(rng: np.random.Generator, cfg: PhantomConfig) -> tuple[B
         scale *= (target / vol) ** (1.0 / 3.0)
     build(scale)
     gallbladder = liver.exclude[6]
+    bowel = []
+    lo_l = liver.bbox()[0]
+    for _ in range(int(rng.integers(o.bowel_loops[0], o.bowel_loops[1] + 1))):
+        r = uniform(rng, o.bowel_radius_mm)
+        length = uniform(rng, o.bowel_length_mm)
+        centre = np.array(
+            [
+                rng.uniform(-0.65, 0.65) * cav.ax,
+                rng.uniform(-0.85 * cav.ay + r, yv - rv - r - 8.0),
+                rng.uniform(-cfg.grid.fov_z_mm / 2 + 10.0, max(lo_l[2] + 60.0, -40.0)),
+            ]
+        )
+        d = rng.normal(size=3) * np.array([1.0, 0.6, 0.4])
+        d /= np.linalg.norm(d)
+        p0, p1 = centre - d * length / 2, centre + d * length / 2
+        lumen_r = max(r - o.bowel_wall_mm, 2.0)
+        bowel.append(
+            (
+                Capsule(p0, p1, r),
+                Capsule(p0, p1, lumen_r),
+                bool(rng.uniform() < o.bowel_air_probability),
+            )
+        )
     body = Body(
         outer=outer,
         muscle=muscle,
@@ -265,6 +290,7 @@ def draw_body_and_liver(rng: np.random.Generator, cfg: PhantomConfig) -> tuple[B
         stomach_lumen=lumen,
         stomach_air_level=float(air_level),
         gallbladder=gallbladder,  # type: ignore[arg-type]
+        bowel=bowel,
         diaphragm=diaphragm,
         spine_front=yv - rv,
         spine_half_width=float(para[1].cx + para[1].ax),

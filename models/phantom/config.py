@@ -65,6 +65,11 @@ class OrganConfig:
     aorta_radius_mm: Range = (10.0, 13.0)
     ivc_radius_mm: Range = (10.0, 12.5)
     organ_scale_jitter: float = 0.08  # relative random scaling of each organ
+    bowel_loops: tuple[int, int] = (6, 10)  # soft-tissue tubes in the lower abdomen
+    bowel_radius_mm: Range = (9.0, 14.0)
+    bowel_length_mm: Range = (30.0, 70.0)
+    bowel_wall_mm: float = 3.0
+    bowel_air_probability: float = 0.3  # a loop holds gas instead of fluid
 
 
 @dataclass

@@ -23,7 +23,7 @@ def preview_slice(case: PhantomCase) -> int:
     return int(np.argmax(np.count_nonzero(case.labels == LABELS["liver"], axis=(1, 2))))
 
 
-def _png_bytes(case: PhantomCase, k: int) -> bytes:
+def _png_bytes(case: PhantomCase, k: int, dpi: int = 70) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -39,7 +39,7 @@ def _png_bytes(case: PhantomCase, k: int) -> bytes:
         ("MR T1c (MR phase)", case.images["mr_t1c"][k], None),
         ("MR T2 at CT phase", case.images["mr_t2_ctphase"][k], None),
     ]
-    fig, axes = plt.subplots(2, 5, figsize=(15, 6.4), dpi=70)
+    fig, axes = plt.subplots(2, 5, figsize=(15, 7.0), dpi=dpi, layout="constrained")
     for ax, (title, img, win) in zip(axes.flat, panels, strict=False):
         if win is None:
             win = (0.0, float(np.percentile(img, 99.5)) or 1.0)
@@ -71,13 +71,12 @@ def _png_bytes(case: PhantomCase, k: int) -> bytes:
         f"phantom seed {case.seed}  slice {k} (z = {z:.1f} mm)  lesions: {types or 'none'}",
         fontsize=10,
     )
-    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
 
 
-def write_preview(case: PhantomCase, path: Path) -> Path:
+def write_preview(case: PhantomCase, path: Path, dpi: int = 70) -> Path:
     """Write the montage (deterministic bytes: no timestamp in the PNG metadata)."""
-    return atomic_write_bytes(Path(path), _png_bytes(case, preview_slice(case)))
+    return atomic_write_bytes(Path(path), _png_bytes(case, preview_slice(case), dpi))

@@ -48,6 +48,7 @@ LABELS: dict[str, int] = {
     "vertebra": 13,
     "spinal_canal": 14,
     "portal_vein": 15,
+    "bowel": 16,
 }
 """Organ label map ids (labels.nii.gz, mr_labels.nii.gz). Intrahepatic vessels and lesions are
 part of the liver here; they have their own maps (vessels, lesions)."""
@@ -249,6 +250,9 @@ class Scene:
             if sl is not None:
                 sdf = above(offset)(self.x[sl], self.y[sl], self.z[sl])
                 self.paint(sl, self.occupancy(sl, sdf), tissue, label)
+        for wall, lumen, gas in b.bowel:
+            self.paint_shape(wall, "stomach_wall", L["bowel"])
+            self.paint_shape(lumen, "air" if gas else "stomach_fluid", L["bowel"])
         for (whole, medulla), label in zip(
             b.kidneys, (L["kidney_right"], L["kidney_left"]), strict=True
         ):

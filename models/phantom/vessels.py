@@ -137,7 +137,14 @@ def draw_trees(
     # Portal vein: from below-medial of the hilum (outside the liver) into the hilum.
     hilum = right.center + np.array([0.55, 0.05, -0.25]) * right.axes
     hilum = _pull_inside(liver, hilum, toward=right.center, margin=10.0)
-    start = hilum + np.array([22.0, 14.0, -30.0])
+    # the trunk comes from outside the liver, medial-posterior-caudal of the hilum (it runs up
+    # from behind the pancreas): the first point that direction at least 10 mm outside
+    way = np.array([0.5, 0.35, -0.8])
+    way /= np.linalg.norm(way)
+    dist = np.arange(20.0, 160.0, 5.0)
+    pts = hilum[None, :] + dist[:, None] * way[None, :]
+    far = liver.sdf(pts[:, 0], pts[:, 1], pts[:, 2])[0] > 10.0
+    start = pts[int(np.argmax(far))] if far.any() else pts[-1]
     r_root = float(rng.uniform(*cfg.root_radius_mm))
     trunk = Segment(PORTAL, start, hilum, r_root, 0, None, clip_to_liver=False)
     grow_tree(rng, liver, cfg, PORTAL, trunk, gens, segments)
