@@ -123,7 +123,7 @@ class APHiDiff(nn.Module):
         total = mr.new_zeros(())
 
         if self.vqvae is not None:
-            vq = self.vqvae.losses(ct, mr, seq + 1)
+            vq, za = self.vqvae.losses_and_anatomy(ct, mr, seq + 1)
             for k, val in vq.items():
                 weight = {
                     "vq_align": w.anatomy_alignment,
@@ -132,8 +132,9 @@ class APHiDiff(nn.Module):
                 }.get(k, w.reconstruction)
                 terms[k] = val
                 total = total + weight * val
-
-        conds = self.encode(ct, seq)
+        else:
+            za, _ = self.anatomy_code(ct)
+        conds = self.pyramid(self.fusion(za, self.modality_code(seq)))  # = self.encode(ct, seq)
         t = self.process.sample_t(b, generator).to(mr.device)
         noise = torch.randn(mr.shape, generator=generator).to(mr.device, mr.dtype)
         x_t, target = self.process.add_noise(mr, noise, t)

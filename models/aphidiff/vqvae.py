@@ -195,6 +195,13 @@ class VQVAE(nn.Module):
         self, ct: torch.Tensor, mr: torch.Tensor, modality_id: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """All VQ-VAE terms for a batch of paired CT (2.5D) and MR (modality_id in MODALITIES)."""
+        return self.losses_and_anatomy(ct, mr, modality_id)[0]
+
+    def losses_and_anatomy(
+        self, ct: torch.Tensor, mr: torch.Tensor, modality_id: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(`losses`, z_a(CT)): the denoiser's condition reuses this z_a rather than encoding
+        (and updating the codebook with) the CT twice per step."""
         ze_ct = self.anatomy.forward_ct(ct)
         ze_mr = self.anatomy.forward_mr(mr)
         za_ct, _, commit_ct = self.quantizer(ze_ct)
@@ -203,7 +210,7 @@ class VQVAE(nn.Module):
         zm_ct = self.modality(ct_img)
         zm_mr = self.modality(mr)
         ct_id = torch.zeros_like(modality_id)
-        return {
+        terms = {
             "vq_rec_ct": F.l1_loss(self.decoder(za_ct, zm_ct), ct_img),
             "vq_rec_mr": F.l1_loss(self.decoder(za_mr, zm_mr), mr),
             "vq_cross_mr": F.l1_loss(self.decoder(za_ct, zm_mr), mr),
@@ -213,3 +220,4 @@ class VQVAE(nn.Module):
             "vq_prior": F.mse_loss(self.modality_prior(modality_id), zm_mr.detach())
             + F.mse_loss(self.modality_prior(ct_id), zm_ct.detach()),
         }
+        return terms, za_ct
