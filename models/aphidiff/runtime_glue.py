@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from edge_runtime.errors import InputError
+from edge_runtime.samplers.base import Sampler
 from edge_runtime.schedules import NoiseSchedule, NoiseScheduleConfig
 from models.aphidiff.config import DiffusionConfig
 
@@ -39,7 +40,7 @@ def alphas_cumprod(cfg: DiffusionConfig) -> torch.Tensor:
     return torch.tensor(np.array(schedule.alphas_cumprod), dtype=torch.float32)
 
 
-def make_sampler(cfg: DiffusionConfig, kind: str | None = None):
+def make_sampler(cfg: DiffusionConfig, kind: str | None = None) -> Sampler:
     """A runtime sampler of `kind` (default: the config's) for this model's schedule."""
     kind = kind or cfg.sampler
     if kind not in _SAMPLERS:

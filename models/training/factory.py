@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from edge_runtime.errors import InputError
@@ -39,7 +40,9 @@ class LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, batch, phase, generator):  # type: ignore[no-untyped-def]
+    def forward(
+        self, batch: dict[str, torch.Tensor], phase: str, generator: torch.Generator
+    ) -> dict[str, torch.Tensor]:
         if isinstance(self.model, Pix2Pix):
             return self.model.training_losses(batch, generator, phase)
         return self.model.training_losses(batch, generator)
