@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import eroded, tissue_mask
+from phantom_helpers import eroded, tissue_mask
 from scipy import stats
 
 from models.phantom.render import LABELS

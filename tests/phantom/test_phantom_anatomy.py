@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from helpers import equivalent_diameter
+from phantom_helpers import equivalent_diameter
 
 from models.phantom import render_case
 from models.phantom.render import LABELS
