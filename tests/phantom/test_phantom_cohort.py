@@ -151,3 +151,35 @@ def test_interrupted_cohort_resumes_without_rerendering(tmp_path, monkeypatch) -
     # 3) the same folder with another cohort's parameters is refused
     with pytest.raises(HidiffError, match="different cohort"):
         write_cohort(4, 6, out, grid=64, slices=8, preview=False)
+
+
+@pytest.mark.slow
+def test_killed_cohort_process_resumes(tmp_path) -> None:
+    """A real `hidiff phantom cohort` killed with SIGKILL mid-run, then run again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    hidiff = str(Path(sys.executable).parent / "hidiff")
+    out = tmp_path / "co"
+    args = [hidiff, "phantom", "cohort", "--n", "5", "--seed", "9", "--grid", "64",
+            "--slices", "8", "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "case-0001").exists():
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name for p in out.glob("case-*")}
+    assert finished and len(finished) < 5
+    for name in finished:  # whatever looks finished is complete
+        assert (out / name / "case.json").is_file() and (out / name / "preview.png").is_file()
+    stamps = {n: (out / n / "case.json").stat().st_mtime_ns for n in finished}
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert {p.name for p in out.glob("case-*")} == {f"case-{i:04d}" for i in range(5)}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    for n, stamp in stamps.items():
+        assert (out / n / "case.json").stat().st_mtime_ns == stamp
