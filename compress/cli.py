@@ -63,7 +63,7 @@ def export(
         raise InputError(f"--opset {opset}: the export needs opset >= 18")
     model, mc, doc = load_run(run)
     seqs = tuple(sequence or doc.get("mr_scales", {}))
-    cfg = PackagingConfig(sequences=seqs, split=split)
+    cfg = PackagingConfig(sequences=seqs)
     case = read_case(find_cases(data, split)[0], mc.data.ct_phases, seqs[:1])
     ct = held_out(case, mc, seqs[0], cfg.gate_slices).ct
     weights_sha = sha256_bytes(checkpoint_file(run).read_bytes())

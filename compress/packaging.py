@@ -72,8 +72,8 @@ class PackagingConfig:
     timestep_spacing: str = "trailing"
     # None: aphidiff-<preset>-<sequences>-fp32-<sampler><steps>.
     name: str | None = None
-    # Held-out split: reference slices and validation metrics come from it, never from train.
-    split: str = "test"
+    # Held-out splits: reference slices and validation metrics come from them, never from train.
+    splits: tuple[str, ...] = ("test", "val")
     # Reference cases for `hidiff verify` (one per held-out case, up to this many).
     reference_cases: int = 1
     # Liver slices per reference case: a batch the self-check runs in a second or two.
@@ -110,6 +110,19 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
+
+
+def held_out_cases(data: Path, splits: tuple[str, ...]) -> list[Path]:
+    """Case folders of the held-out `splits` (a small cohort may lack one of them)."""
+    found: list[Path] = []
+    for split in splits:
+        try:
+            found += find_cases(data, split)
+        except InputError:
+            continue
+    if not found:
+        raise InputError(f"{data}: no case in the held-out split(s) {', '.join(splits)}")
+    return found
 
 
 def checkpoint_file(run: Path) -> Path:
@@ -225,7 +238,7 @@ def build_package(
     weights_sha = sha256_bytes(weights.read_bytes())
     config_bytes = (run / "config.json").read_bytes()
 
-    case_dirs = find_cases(data, cfg.split)
+    case_dirs = held_out_cases(data, cfg.splits)
     n_cases = max(cfg.reference_cases, cfg.validation_cases)
     cases = [read_case(d, mc.data.ct_phases, seqs) for d in case_dirs[:n_cases]]
     for c in cases:
@@ -351,7 +364,7 @@ def build_package(
             "machine": provenance(),
         },
         "validation": {
-            "dataset": {**cohort, "split": cfg.split},
+            "dataset": {**cohort, "splits": list(cfg.splits)},
             "by_sequence": validation,
             "reference_sources": [c.case_id for c in cases[: cfg.reference_cases]],
         },

@@ -54,7 +54,10 @@ def test_manifest_records_the_run(built_package: Path, short_run: Path, cohort: 
     val = m.validation["by_sequence"]["t2"]
     assert val["cases"] == ["case-0002"] and val["slices"] > 0
     assert all(np.isfinite(v) for v in val["metrics"].values())
-    assert m.validation["dataset"]["seed"] == 2 and m.validation["dataset"]["split"] == "test"
+    assert m.validation["dataset"]["seed"] == 2 and m.validation["dataset"]["splits"] == [
+        "test",
+        "val",
+    ]
 
 
 def test_reference_outputs_come_from_torch(built_package: Path, short_run: Path) -> None:
