@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load as safetensors_load
 from torch import nn
 
 from compress.export_onnx import ExportConfig, ExportedGraphs, export_graphs
@@ -46,7 +47,7 @@ from models.data.cases import CaseArrays, find_cases, read_case
 from models.data.normalise import mr_scale, mr_to_unit
 from models.data.slices import ct_stack
 from models.training.checkpoint import latest_checkpoint, read_run_config
-from models.training.predict import load_run
+from models.training.factory import build_model
 
 # The phantom's CT phase names (file names ct_<phase>) -> the manifest's phase names.
 MANIFEST_PHASES: dict[str, str] = {
@@ -123,6 +124,15 @@ def held_out_cases(data: Path, splits: tuple[str, ...]) -> list[Path]:
     if not found:
         raise InputError(f"{data}: no case in the held-out split(s) {', '.join(splits)}")
     return found
+
+
+def load_weights(run: Path, weights: bytes) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
+    """The run's model (config.json) with the given safetensors bytes, in eval mode."""
+    doc = read_run_config(Path(run))
+    mc = ModelConfig.from_dict(doc["model"])
+    model = build_model(mc)
+    model.load_state_dict(safetensors_load(weights))
+    return model.eval(), mc, doc
 
 
 def checkpoint_file(run: Path) -> Path:
@@ -226,7 +236,12 @@ def build_package(
     cfg = cfg or PackagingConfig()
     start = time.perf_counter()
     run, data, out = Path(run), Path(data), Path(out)
-    model, mc, doc = load_run(run)
+    # The weights are read once: the bytes hashed are the bytes loaded (a run still training
+    # may write a newer checkpoint meanwhile).
+    weights = checkpoint_file(run)
+    weights_bytes = weights.read_bytes()
+    weights_sha = sha256_bytes(weights_bytes)
+    model, mc, doc = load_weights(run, weights_bytes)
     if mc.model not in DIFFUSION_MODELS:
         raise InputError(f"{run}: a {mc.model} run is not a diffusion model; cannot package it")
     scales = doc.get("mr_scales", {})
@@ -234,8 +249,6 @@ def build_package(
     missing = [q for q in seqs if q not in scales]
     if missing or not seqs:
         raise InputError(f"{run} was not trained on sequence(s) {missing} ({sorted(scales)})")
-    weights = checkpoint_file(run)
-    weights_sha = sha256_bytes(weights.read_bytes())
     config_bytes = (run / "config.json").read_bytes()
 
     case_dirs = held_out_cases(data, cfg.splits)
@@ -350,7 +363,7 @@ def build_package(
                 "config_sha256": sha256_bytes(config_bytes),
                 "checkpoint": weights.relative_to(run).as_posix(),
                 "checkpoint_sha256": weights_sha,
-                "step": _run_step(run),
+                "step": _run_step(run, weights),
             },
             "teacher_sha256": weights_sha,
             "recipe": {
@@ -397,7 +410,10 @@ def build_package(
     return package, summary
 
 
-def _run_step(run: Path) -> int | None:
+def _run_step(run: Path, weights: Path) -> int | None:
+    """The training step of `weights`: its checkpoint folder's, or the run's last."""
+    if weights.parent.name.startswith("step-"):
+        return int(weights.parent.name.removeprefix("step-"))
     latest = run / "latest.json"
     if not latest.is_file():
         return None
@@ -417,4 +433,4 @@ def _cohort_info(data: Path) -> dict[str, Any]:
     return info
 
 
-__all__ = ["PackagingConfig", "build_package", "read_run_config", "torch_generate"]
+__all__ = ["PackagingConfig", "build_package", "load_weights", "torch_generate"]

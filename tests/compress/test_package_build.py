@@ -38,6 +38,7 @@ def test_manifest_records_the_run(built_package: Path, short_run: Path, cohort: 
     assert prov["config"] == run_cfg
     assert prov["checkpoint_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert m.provenance["teacher_sha256"] == prov["checkpoint_sha256"]
+    assert prov["checkpoint"] == "weights.safetensors" and prov["step"] == 3
     assert m.provenance["recipe"]["stages"] == ["export", "package"]
     assert all(g["passed"] and g["psnr_min_db"] == 60.0 for g in m.provenance["export_gate"])
     # task, grid and normalisation are the run's
