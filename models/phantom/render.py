@@ -27,7 +27,7 @@ from models.phantom.motion import (
     phase_maps,
     true_field,
 )
-from models.phantom.shapes import SDF, Capsule, Cone, Ellipsoid, intersect
+from models.phantom.shapes import SDF, Capsule, intersect
 from models.phantom.texture import SharedTexture
 from models.phantom.vessels import HEPATIC, PORTAL, Segment, draw_trees
 
@@ -317,11 +317,10 @@ class Scene:
             if seg.clip_to_liver:
                 occ = occ * self.liver_occ[sl]
             tissue = "portal_vein" if seg.tree == PORTAL else "hepatic_vein"
-            label = None
             if not seg.clip_to_liver and self.labels is not None:
                 outside = (occ >= 0.5) & (self.liver_occ[sl] < 0.5)
                 self.labels[sl][outside] = LABELS["portal_vein"]
-            self.paint(sl, occ, tissue, label)
+            self.paint(sl, occ, tissue)
             if self.vessels is not None:
                 self.vessels[sl][occ >= 0.5] = seg.tree
 
@@ -445,8 +444,6 @@ __all__ = [
     "CHANNELS",
     "LABELS",
     "VESSEL_LABELS",
-    "Cone",
-    "Ellipsoid",
     "Patient",
     "Scene",
     "ct_image",

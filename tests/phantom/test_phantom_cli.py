@@ -178,3 +178,19 @@ def test_help_everywhere(capsys) -> None:
     for cmd in (["case"], ["cohort"], ["bench"]):
         code, out = hidiff_inprocess(capsys, "phantom", *cmd, "--help")
         assert code == 0 and "Usage" in out
+
+
+def test_case_json_config_reproduces_the_case(two_runs) -> None:
+    """case.json holds the full config: reading it back renders the same patient."""
+    from models.phantom import PhantomConfig, render_case
+
+    a, _ = two_runs
+    meta = json.loads((a / "case.json").read_text())
+    cfg = PhantomConfig.from_dict(meta["config"])
+    shape = meta["grid"]["shape_zyx"]
+    again = render_case(meta["seed"], cfg, grid=shape[1], slices=shape[0], ssim=False)
+    for stem, arr in (("ct_portal", again.images["ct_portal"]), ("labels", again.labels),
+                      ("mr_t2", again.images["mr_t2"])):  # fmt: skip
+        on_disk = sitk.GetArrayFromImage(sitk.ReadImage(str(a / f"{stem}.nii.gz")))
+        assert np.array_equal(on_disk, arr), stem
+    assert json.loads((a / "lesions.json").read_text()) == again.lesion_table
