@@ -79,7 +79,7 @@ class VesselConfig:
     root_radius_mm: Range = (6.5, 7.5)  # PHANTOM.md: radii from ~7 mm
     hepatic_trunk_radii_mm: tuple[float, float, float] = (7.0, 6.0, 5.0)  # right, middle, left
     generations: tuple[int, int] = (3, 5)  # PHANTOM.md: 3-5 generations (inclusive)
-    min_radius_mm: float = 0.7  # target radius of the finest branches (< 1 mm)
+    min_radius_mm: float = 0.6  # target radius of the finest branches (< 1 mm, with margin)
     split_jitter: float = 0.25  # relative jitter of the minor branch's volume fraction
     length_per_radius: Range = (5.0, 8.0)  # segment length ~ proportional to radius
     branch_angle_deg: Range = (25.0, 60.0)  # random bifurcation angles
