@@ -55,7 +55,9 @@ class PhantomCase:
     four_dct: dict[str, np.ndarray] = field(
         default_factory=dict
     )  # ct4d_phaseKK, motion_ct4d_phaseKK
-    extras: dict[str, np.ndarray] = field(default_factory=dict)  # in memory only (tests)
+    # in memory only: ct_clean_<phase>, mr_clean_<seq>_ctphase (noise-free), uptake_mr (the
+    # uptake driving post-contrast T1, mg I/mL), tissue (index into render.tissue_names)
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
     patient: Patient | None = None
 
     @property
@@ -169,9 +171,11 @@ def render_case(
     realisation: int = 0,
     four_dct: bool = False,
     ssim: bool = True,
+    keep_extras: bool = True,
 ) -> PhantomCase:
     """Render one patient (see docs/phantom-contract.md). `ssim=False` skips the SSIM ceiling
-    (it needs a second MR realisation) for callers that only want the images."""
+    (it needs a second MR realisation) for callers that only want the images;
+    `keep_extras=False` drops the in-memory extras (noise-free images, uptake, tissue map)."""
     cfg = (config or PhantomConfig()).validate()
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}")
@@ -208,13 +212,16 @@ def render_case(
         liver = ct_scene.labels == LABELS["liver"]
         ceiling = {seq: ssim_ceiling(reals[0][seq], reals[1][seq], liver) for seq in MR_SEQUENCES}
     motion = true_displacement(ct_scene, a_mr)
-    extras = {"ct_clean_" + p: ct_image(ct_scene, p, cfg) for p in CT_PHASES} | {
-        f"mr_clean_{k}_ctphase": v for k, v in clean_ct.items()
-    }
-    extras["uptake_mr"] = ct_scene.ch[
-        "up_art" if cfg.mr.t1c_phase == "arterial" else "up_port"
-    ].copy()
-    extras["tissue"] = ct_scene.tissue
+    extras: dict[str, np.ndarray] = {}
+    if keep_extras:
+        extras = {"ct_clean_" + p: ct_image(ct_scene, p, cfg) for p in CT_PHASES} | {
+            f"mr_clean_{k}_ctphase": v for k, v in clean_ct.items()
+        }
+        extras["uptake_mr"] = ct_scene.ch[
+            "up_art" if cfg.mr.t1c_phase == "arterial" else "up_port"
+        ].copy()
+        extras["tissue"] = ct_scene.tissue
+    del clean_ct
     labels, vessels, lesions = ct_scene.labels, ct_scene.vessels, ct_scene.lesions
     four = {}
     if four_dct:

@@ -67,7 +67,13 @@ def case(
     check_output(out)
     with console.status(f"rendering phantom seed {seed} at {grid}^2 x {slices}"):
         c = render_case(
-            seed, cfg, grid=grid, slices=slices, realisation=realisation, four_dct=four_dct
+            seed,
+            cfg,
+            grid=grid,
+            slices=slices,
+            realisation=realisation,
+            four_dct=four_dct,
+            keep_extras=False,
         )
         write_case(c, out, overwrite=overwrite)
     ceil = c.meta["ssim_ceiling"].get("t2", float("nan"))

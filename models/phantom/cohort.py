@@ -98,7 +98,7 @@ def write_cohort(
             if on_case:
                 on_case(entry["id"], False)
             continue
-        case = render_case(entry["seed"], cfg, grid=grid, slices=slices)
+        case = render_case(entry["seed"], cfg, grid=grid, slices=slices, keep_extras=False)
         with atomic_directory(final, overwrite=final.exists()) as tmp:
             write_case_files(case, tmp, preview=preview)
         if on_case:
