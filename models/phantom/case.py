@@ -275,6 +275,9 @@ def render_case(
     if four:
         meta["four_dct"] = {
             "phases": [k / cfg.motion.four_dct_phases for k in range(cfg.motion.four_dct_phases)],
+            "si_mm": [
+                br.si_mm(k / cfg.motion.four_dct_phases) for k in range(cfg.motion.four_dct_phases)
+            ],
             "contrast": cfg.motion.four_dct_contrast,
             "reference": "ct (the case's CT phase)",
         }
