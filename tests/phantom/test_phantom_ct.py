@@ -55,9 +55,12 @@ def test_noise_sigma_matches_configuration(noisy_case) -> None:
     assert lo <= sigma <= hi
     air = eroded(case.labels == LABELS["background"], iterations=2)
     assert air.sum() > 10000
+    fat = eroded(case.labels == LABELS["subcutaneous_fat"], iterations=2)
+    assert fat.sum() > 2000
     for phase in CT_PHASES:
-        measured = float(case.images[f"ct_{phase}"][air].astype(np.float64).std())
-        assert measured == pytest.approx(sigma, rel=0.10), (phase, measured, sigma)
+        for region in (air, fat):  # -1000 HU and -100 HU, both without texture
+            measured = float(case.images[f"ct_{phase}"][region].astype(np.float64).std())
+            assert measured == pytest.approx(sigma, rel=0.10), (phase, measured, sigma)
 
 
 def test_noise_is_lightly_correlated(noisy_case) -> None:
