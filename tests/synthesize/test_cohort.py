@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from conftest import ct_volume
+from synth_helpers import ct_volume
 
 from edge_runtime.io import read_image, write_nifti
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ct_volume
+from synth_helpers import ct_volume
 
 from edge_runtime.errors import InputError
 from edge_runtime.io import write_ct_series, write_nifti

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IDENTITY, ct_volume, rotation
+from synth_helpers import IDENTITY, ct_volume, rotation
 
 from edge_runtime.io import read_image, write_ct_series, write_nifti
 from edge_runtime.synthesizer import Synthesizer

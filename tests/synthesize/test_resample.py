@@ -4,7 +4,7 @@ and centre; and the way back lands on the scan's own voxels."""
 from __future__ import annotations
 
 import numpy as np
-from conftest import ct_volume, rotation
+from synth_helpers import ct_volume, rotation
 
 from edge_runtime.resample import ModelGrid
 

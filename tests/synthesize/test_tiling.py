@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ct_volume, package_of_size
+from synth_helpers import ct_volume, package_of_size
 
 from edge_runtime.synthesizer import SynthesisConfig, Synthesizer
 from edge_runtime.tiling import TilingConfig, plan_tiles, tile_starts, weight_sum
