@@ -82,7 +82,9 @@ def plan_tiles(shape: tuple[int, int], tile: tuple[int, int], cfg: TilingConfig)
     (h, w), (th, tw) = shape, tile
     if h < th or w < tw:
         raise InputError(f"slice {shape} is smaller than the tile {tile}: pad it first")
-    (oy, my), (ox, mx) = cfg.resolve(th), cfg.resolve(tw)
+    # Overlap and margin matter (and are checked) only along an axis that needs tiling.
+    (oy, my) = cfg.resolve(th) if h > th else (0, 0)
+    (ox, mx) = cfg.resolve(tw) if w > tw else (0, 0)
     ys, xs = tile_starts(h, th, oy), tile_starts(w, tw, ox)
     tiles = []
     for y in ys:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from synth_helpers import ct_volume
 
-from edge_runtime.io import read_image, write_nifti
+from edge_runtime.io import read_image, write_ct_series, write_nifti
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +38,15 @@ def test_cohort_reports_bad_cases_and_finishes_the_rest(hidiff, package32, tmp_p
     (tmp_path / "cohort" / "broken.nii.gz").write_bytes(b"not a nifti at all")
     mr = ct_volume()
     write_nifti(mr.with_voxels(np.abs(mr.voxels)), tmp_path / "cohort" / "mri" / "t2.nii.gz")
+    write_ct_series(ct_volume(seed=9), tmp_path / "cohort" / "dicom_case", series_description="PV")
+    names.append("dicom_case")
     out = tmp_path / "out"
     res = hidiff(
         "synthesize", tmp_path / "cohort", "--package", package32, "--out", out, "-p", "cpu"
     )
     assert res.code == 2  # failures make the run fail, after finishing everything else
     text = " ".join(res.err.split())  # the console wraps long lines
-    assert "3 synthesized, 0 already finished (skipped), 2 failed" in text
+    assert "4 synthesized, 0 already finished (skipped), 2 failed" in text
     assert "│ broken │" in res.err and "│ mri " in res.err
     summary = json.loads((out / "synthesis_summary.json").read_text())
     status = {c["case"]: c for c in summary["cases"]}
@@ -53,7 +55,9 @@ def test_cohort_reports_bad_cases_and_finishes_the_rest(hidiff, package32, tmp_p
     for name in names:
         assert status[name]["status"] == "done"
         ct_path = tmp_path / "cohort" / (f"{name}.nii.gz" if name.endswith(("0", "2")) else name)
-        src = read_image(ct_path if ct_path.is_file() else ct_path / "scan.nii.gz")
+        if not ct_path.is_file():
+            ct_path = ct_path / "scan.nii.gz" if (ct_path / "scan.nii.gz").is_file() else ct_path
+        src = read_image(ct_path)
         got = read_image(out / name / "synth_mr_t2.nii.gz")
         assert got.same_grid(src)
         record = json.loads((out / name / "synthesis.json").read_text())

@@ -113,3 +113,21 @@ def test_seeded_and_independent_of_batch(package32: Path) -> None:
     np.testing.assert_array_equal(many, again)
     np.testing.assert_allclose(one, many, atol=1e-3)
     assert np.abs(other - many).max() > 1.0
+
+
+def test_batches_stream_through_the_engine(package32: Path) -> None:
+    """At most `batch` slices (or tiles) of model tensors go to the engine at once, every slice
+    exactly once: the volume is streamed, not stacked."""
+    synth = Synthesizer(package32, provider="cpu", batch=3)
+    seen: list[int] = []
+    encode = synth.engine.encode
+
+    def spy(ct, output=None):
+        seen.append(ct.shape[0])
+        return encode(ct, output)
+
+    synth.engine.encode = spy
+    ct = ct_volume(shape=(7, 40, 48))  # 7 slices, 2 tiles each on the 32 grid (40 > 32, 48 > 32)
+    result = synth.run(ct, seed=0)
+    assert result.stats.tiles_per_slice == 4
+    assert max(seen) == 3 and sum(seen) == 7 * 4
