@@ -83,3 +83,8 @@ def accuracy(
             if v["ssim"]["mean"] is not None
         ]
         typer.echo(f"{m}: " + ", ".join(parts))
+
+
+from benchmarks.device.cli import register as _register_device  # noqa: E402
+
+_register_device(app)

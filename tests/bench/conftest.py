@@ -1,0 +1,29 @@
+"""Fixtures for the benchmark tests: real packages from the runtime's package factory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
+from package_factory import PackageSpec, TinyModel, make_package
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Optimised graphs go to a temporary folder, never ~/.cache."""
+    monkeypatch.setenv("HIDIFF_CACHE_DIR", str(tmp_path_factory.mktemp("hidiff-cache")))
+
+
+@pytest.fixture(scope="session")
+def bench_packages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """A 'full' package (fp32 + fp16, 8 steps) and an 'edge' one (fp32, 2 steps), 32^2."""
+    root = tmp_path_factory.mktemp("bench-pkgs")
+    model = TinyModel(height=32, width=32)
+    full = make_package(
+        root / "full", PackageSpec(model=model, name="full-8", precisions=("fp32", "fp16"), steps=8)
+    )
+    edge = make_package(root / "edge", PackageSpec(model=model, name="edge-2", steps=2))
+    return [full, edge]

@@ -1,0 +1,148 @@
+"""`hidiff bench device`: real runs on real (tiny) packages, validated against the schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from benchmarks.device.config import DeviceBenchConfig
+from benchmarks.device.run import SCHEMA_PATH, _child, run_device_bench
+
+REPO = Path(__file__).resolve().parents[2]
+COMMITTED = REPO / "compress/packages/aphidiff-tiny-t2-fp32"
+
+
+@pytest.fixture(scope="module")
+def record(bench_packages: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("dev") / "device.json"
+    cfg = DeviceBenchConfig(repeats=3, warmup=1, batches=(1, 2), grids=(32, 64), providers=("cpu",))
+    run_device_bench(bench_packages, out, cfg, command=["test"])
+    return json.loads(out.read_text())  # what was written, not the in-memory object
+
+
+def test_record_matches_schema(record: dict) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(record)
+
+
+def test_schema_rejects_a_result_without_latency(record: dict) -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    bad = json.loads(json.dumps(record))
+    ok = next(r for r in bad["results"] if r["status"] == "ok")
+    del ok["latency_slice_s"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_every_configuration_is_present(record: dict) -> None:
+    got = {
+        (r["package_name"], r["precision_asked"], r["grid"], r["batch"]): r
+        for r in record["results"]
+    }
+    # full ships fp32 + fp16, edge fp32; grids 32 (theirs) and 64 (not runnable); batches 1, 2
+    assert len(got) == (2 + 1) * 2 * 2
+    for (_name, _prec, grid, _batch), r in got.items():
+        if grid == 64:
+            assert r["status"] == "skipped" and "32x32" in r["reason"]
+        else:
+            assert r["status"] == "ok", r.get("reason")
+            assert r["provider_used"] == "CPUExecutionProvider"
+            assert len(r["timings_s"]) == 3  # repeats, warm-up excluded
+            assert r["latency_batch_s"]["p50"] == pytest.approx(float(np.median(r["timings_s"])))
+            assert r["latency_slice_s"]["p50"] == pytest.approx(
+                r["latency_batch_s"]["p50"] / r["batch"]
+            )
+            assert r["latency_volume_s"]["p50"] == pytest.approx(
+                r["latency_batch_s"]["p50"] * -(-48 // r["batch"])
+            )
+            assert r["threads"] >= 1 and r["peak_rss_mib"] > r["rss_after_load_mib"] * 0.5
+
+
+def test_ratios_pair_packages_of_the_same_configuration(record: dict) -> None:
+    pkg = [x for x in record["ratios"] if x["against"] == "package"]
+    assert {(x["package"], x["batch"]) for x in pkg} == {("edge-2 fp32", 1), ("edge-2 fp32", 2)}
+    res = {
+        (r["package_name"], r["precision"], r["batch"]): r
+        for r in record["results"]
+        if r["status"] == "ok"
+    }
+    for x in pkg:
+        ref = res[("full-8", "fp32", x["batch"])]
+        edge = res[("edge-2", "fp32", x["batch"])]
+        want = ref["latency_batch_s"]["p50"] / edge["latency_batch_s"]["p50"]
+        assert x["speedup_p50"] == pytest.approx(want)
+    sizes = {p["name"]: p["size_bytes"] for p in record["packages"]}
+    assert pkg[0]["size_ratio"] == pytest.approx(sizes["edge-2"] / sizes["full-8"])
+
+
+def test_no_torch_reference_is_stated(record: dict) -> None:
+    assert record["torch_reference"]["rows"] == []
+    assert "not asked" in record["torch_reference"]["note"]
+
+
+def test_peak_rss_is_the_childs_own(bench_packages: list[Path]) -> None:
+    """A parent holding 400 MiB must not leak into the child's peak (Linux ru_maxrss would)."""
+    ballast = np.ones(400 * 2**20 // 8)
+    ballast[::4096] = 2.0  # touch every page so it is resident
+    cfg = {
+        "package": str(bench_packages[1]),
+        "provider": "cpu",
+        "precision": "fp32",
+        "batch": 1,
+        "seed": 0,
+        "warmup": 0,
+        "repeats": 1,
+        "percentiles": [50, 95],
+        "volume_slices": 48,
+        "threads": 1,
+        "use_cache": False,
+    }
+    res = _child("benchmarks.device.worker", cfg, 300)
+    assert res["status"] == "ok", res
+    assert res["peak_rss_mib"] < 350, res["peak_rss_mib"]
+    assert ballast.sum() > 0
+
+
+def test_cli_refuses_bad_input(tmp_path: Path, bench_packages: list[Path]) -> None:
+    hidiff = [sys.executable, "-m", "edge_runtime.cli", "bench", "device"]
+    args = ["--package", str(bench_packages[1]), "--out", str(tmp_path / "x.json")]
+    bad = subprocess.run([*hidiff, *args, "--batch", "1,x"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "--batch" in bad.stderr
+    nopkg = subprocess.run(
+        [*hidiff, "--package", str(tmp_path), "--out", str(tmp_path / "y.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert nopkg.returncode == 2 and "manifest.json" in nopkg.stderr
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "y.json").exists()
+
+
+@pytest.mark.skipif(not COMMITTED.is_dir(), reason="committed package not present")
+def test_cli_on_committed_package_with_torch_reference(tmp_path: Path) -> None:
+    """The real package through the real command, with the teacher's torch row if present."""
+    run = REPO / "runs/aphidiff-tiny-t2"
+    out = tmp_path / "dev.json"
+    cmd = [sys.executable, "-m", "edge_runtime.cli", "bench", "device", "--package", str(COMMITTED)]
+    cmd += ["--batch", "1", "--repeats", "2", "--warmup", "0", "--out", str(out)]
+    cmd += ["--torch-reference", str(run) if run.is_dir() else "none", "--torch-timed-steps", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rec = json.loads(out.read_text())
+    jsonschema.validate(rec, json.loads(SCHEMA_PATH.read_text()))
+    assert rec["results"][0]["status"] == "ok"
+    if run.is_dir():
+        row = rec["torch_reference"]["rows"][0]
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            assert row["status"] == "skipped" and "torch" in row["reason"]
+        else:
+            assert row["status"] == "ok" and row["extrapolated"] is True
+            assert any(x["against"] == "torch" for x in rec["ratios"])
