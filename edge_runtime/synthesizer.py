@@ -218,6 +218,8 @@ class Synthesizer:
     ) -> SynthesisResult:
         """Synthesize and measure; `on_slice(done, total)` is called as slices complete."""
         start = time.perf_counter()
+        if seed < 0:
+            raise InputError(f"seed must be >= 0, got {seed}")
         self.check_input(ct)
         index, out_spec = self.output_for(sequence)
         # One pass per sequence (graphs with a `sequence` input) or all outputs at once.
