@@ -37,6 +37,11 @@ class PairCase:
     liver_label: int = LIVER_LABEL
     meta: dict[str, Any] = field(default_factory=dict)
     split: str | None = None
+    four_d_fields: list[sitk.Image] = field(default_factory=list)  # CT -> 4D-CT phase k
+
+    def four_d_arrays(self) -> list[np.ndarray]:
+        """The 4D-CT fields as (z, y, x, 3) arrays, for the motion model."""
+        return [sitk.GetArrayFromImage(f).astype(np.float64) for f in self.four_d_fields]
 
     def fixed(self) -> sitk.Image:
         """The CT that drives registration: portal venous, where the liver is brightest."""
@@ -106,6 +111,10 @@ def read_case(folder: Path, case_id: str | None = None, split: str | None = None
         meta=meta,
         split=split,
     )
+    k = 0
+    while (folder / f"motion_ct4d_phase{k:02d}.nii.gz").is_file():
+        case.four_d_fields.append(_read(folder / f"motion_ct4d_phase{k:02d}.nii.gz"))
+        k += 1
     vessels = folder / "vessels.json"
     if case.true_field is not None and vessels.is_file() and "ct_phase" in meta:
         ref = bifurcations(vessels)
@@ -146,7 +155,7 @@ def downsample(image: sitk.Image, n: int, label: bool = False) -> sitk.Image:
     ref.SetDirection(image.GetDirection())
     interp = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
     src = image
-    if not label and n < size[0]:  # anti-alias before decimating
+    if not label and n < size[0] and image.GetNumberOfComponentsPerPixel() == 1:  # anti-alias
         sig = [max((new_spacing[i] - spacing[i]) / 2.0, 0.0) for i in range(2)] + [0.0]
         src = sitk.SmoothingRecursiveGaussian(
             sitk.Cast(image, sitk.sitkFloat32), [max(s, 1e-3) for s in sig]
@@ -170,5 +179,6 @@ def downsample_case(case: PairCase, n: int) -> PairCase:
         liver_label=case.liver_label,
         meta=case.meta,
         split=case.split,
+        four_d_fields=[downsample(f, n) for f in case.four_d_fields],
     )
     return out

@@ -28,7 +28,9 @@ def prepare(
         Path, typer.Option("--data", help="Cohort folder (cohort.json) or one case folder.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Output folder; re-running resumes.")],
-    method: Annotated[str, typer.Option("--method", help="elastix or syn.")] = "elastix",
+    method: Annotated[
+        str, typer.Option("--method", help="elastix, syn, or motion (needs a 4D-CT).")
+    ] = "elastix",
     grid: Annotated[str, typer.Option("--grid", help="In-plane grids to write.")] = "128,256,512",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Cases in parallel.")] = 1,
     liver_mask: Annotated[

@@ -179,13 +179,18 @@ def estimate_scores(
     reference: sitk.Image,
     mask: np.ndarray | None = None,
     margin: float = 0.25,
+    metric: str = "mse",
 ) -> np.ndarray:
-    """PC1 score of `scan` (same modality as `reference`), from the images alone.
+    """PC1 score of `scan`, from the images alone.
 
     For a trial score s the scan is resampled at p + u(s)(p), i.e. brought to the reference
-    phase; the score minimising the mean squared difference to the reference (inside `mask`) is
-    the scan's phase. One bounded scalar search over the training range plus a margin.
+    phase; the score minimising the mean squared difference to the reference (`metric="mse"`,
+    same modality) or the negated mutual information (`metric="mi"`, e.g. an MR against the
+    CT) inside `mask` is the scan's phase. One bounded scalar search over the training range
+    plus a margin: a one-parameter motion model cannot overfit the way a free-form one can.
     """
+    if metric not in ("mse", "mi"):
+        raise InputError(f"metric must be 'mse' or 'mi', got {metric!r}")
     ref = sitk.GetArrayFromImage(sitk.Cast(reference, sitk.sitkFloat32))
     m = np.ones(ref.shape, bool) if mask is None else np.asarray(mask, bool)
     if not m.any():
@@ -193,8 +198,17 @@ def estimate_scores(
     lo, hi = model.scores[:, 0].min(), model.scores[:, 0].max()
     span = hi - lo
 
+    mask_img = None
+    if metric == "mi":
+        from models.preprocess.registration import mutual_information
+
+        mask_img = sitk.GetImageFromArray(m.astype(np.uint8))
+        mask_img.CopyInformation(reference)
+
     def cost(s: float) -> float:
         w = warp(sitk.Cast(scan, sitk.sitkFloat32), field_from_array(model.field(s), reference))
+        if metric == "mi":
+            return mutual_information(reference, w, mask_img)
         return float(np.mean((sitk.GetArrayFromImage(w)[m] - ref[m]) ** 2))
 
     res = optimize.minimize_scalar(

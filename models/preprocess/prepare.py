@@ -75,7 +75,13 @@ def prepare_case(
         if case.labels is None or liver is None:
             raise InputError(f"{case_id}: --liver-mask needs a CT label map with a liver")
         fmask = _liver_mask(case.labels, case.liver_label, cfg.mask_dilation_mm)
-    res = register(fixed, moving, fixed_mask=fmask, config=cfg.registration)
+    res = register(
+        fixed,
+        moving,
+        fixed_mask=fmask,
+        config=cfg.registration,
+        four_d_fields=case.four_d_arrays() if cfg.registration.method == "motion" else None,
+    )
     rec = qa.QARecord(
         metric_before=res.metric_before,
         metric_after=res.metric_after,
@@ -102,8 +108,10 @@ def prepare_case(
             sitk.Resample(moving, fixed, sitk.Transform(), sitk.sitkLinear, 0.0)
         )
         jac = qa.jacobian_determinant(res.field)
-        z = int(np.argmax(liver.sum(axis=(1, 2)))) if liver is not None else ct_arr.shape[0] // 2
-        qa_figure(tmp / "qa.png", ct_arr, before, sitk.GetArrayFromImage(res.warped), jac, z)
+        y = int(np.argmax(liver.sum(axis=(0, 2)))) if liver is not None else ct_arr.shape[1] // 2
+        sx, _, sz = fixed.GetSpacing()
+        after = sitk.GetArrayFromImage(res.warped)
+        qa_figure(tmp / "qa.png", ct_arr, before, after, jac, y, aspect=sz / sx)
         qa_markdown(tmp / "qa.md", case_id, res.method, res.seconds, rec)
         sitk.WriteImage(
             sitk.Cast(res.field, sitk.sitkVectorFloat32), str(tmp / "field_ct_to_mr.nii.gz")

@@ -26,7 +26,7 @@ from models.preprocess.fields import (
 )
 
 PARAMS_DIR = Path(__file__).resolve().parent / "params"
-METHODS = ("elastix", "syn")
+METHODS = ("elastix", "syn", "motion")
 
 
 @dataclass
@@ -75,6 +75,7 @@ class RegistrationConfig:
     elastix: ElastixSettings = field(default_factory=ElastixSettings)
     syn: SynSettings = field(default_factory=SynSettings)
     metric_bins: int = 32  # histogram bins of the independent MI measured before/after
+    motion_components: int = 1  # PCA components of the 4D-CT motion model searched by `motion`
 
 
 @dataclass
@@ -218,8 +219,14 @@ def register(
     fixed_mask: sitk.Image | None = None,
     moving_mask: sitk.Image | None = None,
     config: RegistrationConfig | None = None,
+    four_d_fields: list[np.ndarray] | None = None,
 ) -> RegistrationResult:
-    """Align `moving` (MR) to `fixed` (CT); the masks, if given, restrict where similarity counts."""
+    """Align `moving` (MR) to `fixed` (CT); the masks, if given, restrict where similarity counts.
+
+    `method="motion"` needs `four_d_fields`: the displacement fields (z, y, x, 3) from this CT to
+    each phase of the patient's 4D-CT. The CT -> MR field is then searched only within their PCA
+    motion model (one breathing score, MI against the CT), see `motion.estimate_scores`.
+    """
     config = config or RegistrationConfig()
     if config.method not in METHODS:
         raise InputError(f"unknown registration method {config.method!r}; choose one of {METHODS}")
@@ -230,7 +237,19 @@ def register(
     padded = pad_moving(moving, config.limits.pad_mm)
     if moving_mask is not None:
         moving_mask = pad_moving(moving_mask, config.limits.pad_mm)
-    if config.method == "elastix":
+    if config.method == "motion":
+        from models.preprocess.motion import MotionModel, estimate_scores
+
+        if not four_d_fields:
+            raise InputError(
+                "--method motion needs the patient's 4D-CT fields (motion_ct4d_phaseKK); "
+                "this case has none: use elastix or syn"
+            )
+        model = MotionModel.fit(four_d_fields, config.motion_components)
+        mask = None if fixed_mask is None else sitk.GetArrayFromImage(fixed_mask) > 0
+        scores = estimate_scores(model, moving, fixed, mask=mask, metric="mi")
+        disp = field_from_array(model.field(scores), fixed)
+    elif config.method == "elastix":
         disp = _elastix_field(fixed, padded, fixed_mask, moving_mask, config.elastix)
     else:
         from models.preprocess.syn import syn_field

@@ -33,22 +33,38 @@ def checkerboard(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
 
 
 def qa_figure(
-    path: Path, ct: np.ndarray, mr_before: np.ndarray, mr_after: np.ndarray, jac: np.ndarray, z: int
+    path: Path,
+    ct: np.ndarray,
+    mr_before: np.ndarray,
+    mr_after: np.ndarray,
+    jac: np.ndarray,
+    y: int,
+    aspect: float = 1.0,
 ) -> None:
-    """Write the six-panel QA PNG for slice `z` of (z, y, x) volumes."""
+    """Write the six-panel QA PNG for coronal slice `y` of (z, y, x) volumes.
+
+    Coronal, superior up: breathing moves the liver along z, which an axial slice cannot show.
+    `aspect` is the z spacing over the x spacing.
+    """
     fig, ax = plt.subplots(2, 3, figsize=(12, 8))
-    c = ct[z]
+
+    def cor(v: np.ndarray) -> np.ndarray:
+        return v[::-1, y, :]
+
+    c = cor(ct)
+    mr_before, mr_after, jac = cor(mr_before), cor(mr_after), cor(jac)
+    z = slice(None)
     for col, (mr, name) in enumerate(((mr_before[z], "before"), (mr_after[z], "after"))):
-        ax[0, col].imshow(checkerboard(c, mr), cmap="gray")
+        ax[0, col].imshow(checkerboard(c, mr), cmap="gray", aspect=aspect)
         ax[0, col].set_title(f"checkerboard CT/MR {name}")
         edges = feature.canny(_unit(mr), sigma=2.0)
-        ax[1, col].imshow(_unit(c), cmap="gray")
+        ax[1, col].imshow(_unit(c), cmap="gray", aspect=aspect)
         ax[1, col].contour(edges, levels=[0.5], colors="r", linewidths=0.5)
         ax[1, col].set_title(f"MR edges on CT, {name}")
-    im = ax[0, 2].imshow(jac[z], cmap="RdBu_r", vmin=0.5, vmax=1.5)
+    im = ax[0, 2].imshow(jac, cmap="RdBu_r", vmin=0.5, vmax=1.5, aspect=aspect)
     ax[0, 2].set_title("Jacobian determinant")
     fig.colorbar(im, ax=ax[0, 2], fraction=0.046)
-    ax[1, 2].imshow(_unit(mr_after[z]), cmap="gray")
+    ax[1, 2].imshow(_unit(mr_after), cmap="gray", aspect=aspect)
     ax[1, 2].set_title("registered MR")
     for a in ax.ravel():
         a.axis("off")
