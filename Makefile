@@ -16,8 +16,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hidiff phantom case --seed 7 --grid 256 --slices 40 --out $(DEMO)/phantom-0007 --overwrite
-	@echo "Preview: $(DEMO)/phantom-0007/preview.png"
+	$(BIN)/hidiff demo --out $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/pytest
