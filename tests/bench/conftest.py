@@ -27,3 +27,17 @@ def bench_packages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     )
     edge = make_package(root / "edge", PackageSpec(model=model, name="edge-2", steps=2))
     return [full, edge]
+
+
+@pytest.fixture(scope="session")
+def device_record_path(
+    bench_packages: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A real `run_device_bench` record of both packages: 2 grids (one not runnable), 2 batches."""
+    from benchmarks.device.config import DeviceBenchConfig
+    from benchmarks.device.run import run_device_bench
+
+    out = tmp_path_factory.mktemp("dev") / "device.json"
+    cfg = DeviceBenchConfig(repeats=3, warmup=1, batches=(1, 2), grids=(32, 64), providers=("cpu",))
+    run_device_bench(bench_packages, out, cfg, command=["test"])
+    return out

@@ -11,19 +11,15 @@ import jsonschema
 import numpy as np
 import pytest
 
-from benchmarks.device.config import DeviceBenchConfig
-from benchmarks.device.run import SCHEMA_PATH, _child, run_device_bench
+from benchmarks.device.run import SCHEMA_PATH, _child
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "compress/packages/aphidiff-tiny-t2-fp32"
 
 
 @pytest.fixture(scope="module")
-def record(bench_packages: list[Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("dev") / "device.json"
-    cfg = DeviceBenchConfig(repeats=3, warmup=1, batches=(1, 2), grids=(32, 64), providers=("cpu",))
-    run_device_bench(bench_packages, out, cfg, command=["test"])
-    return json.loads(out.read_text())  # what was written, not the in-memory object
+def record(device_record_path: Path) -> dict:
+    return json.loads(device_record_path.read_text())  # what was written, not the in-memory one
 
 
 def test_record_matches_schema(record: dict) -> None:

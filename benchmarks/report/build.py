@@ -1,0 +1,191 @@
+"""Assemble the report folder: report.html (self-contained), figures/*.png, summary.md.
+
+    report.html   Plotly's JavaScript inlined once (opens offline, no CDN); accuracy images
+                  embedded as data URIs, so the single file is the whole report
+    figures/      latency.png, memory_size.png, ledger_waterfall.png (when a ledger is given)
+                  and copies of the accuracy harness's own PNGs
+    summary.md    the same tables in markdown, with the notes on what is missing
+
+The folder appears only when complete (edge_runtime.atomic).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.offline
+
+from benchmarks.report import plots, tables
+from benchmarks.report.inputs import read_accuracy, read_device, read_ledger
+from edge_runtime.atomic import atomic_directory, atomic_write_text
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
+table{border-collapse:collapse;font-size:12px;margin:8px 0}
+td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
+th{background:#f2f2f2}.note{color:#8a5a00}img{max-width:100%}
+"""
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    return tables.fmt(df).to_markdown(index=False) if len(df) else "(none)"
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    return (
+        tables.fmt(df).to_html(index=False, border=0, escape=True) if len(df) else "<p>(none)</p>"
+    )
+
+
+def _png_tag(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">' + (
+        f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+    )
+
+
+def _fig_div(fig: go.Figure, div_id: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id)
+
+
+def build_report(
+    device_json: Path,
+    out: Path,
+    accuracy_dir: Path | None = None,
+    ledger_path: Path | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write the report folder; returns the notes and the names of the figures made."""
+    rec = read_device(device_json)
+    acc = read_accuracy(accuracy_dir) if accuracy_dir is not None else None
+    ledger = read_ledger(ledger_path) if ledger_path is not None else None
+    notes: list[str] = []
+    prov = rec["provenance"]
+    mach = prov["machine"]
+    dev = tables.device_table(rec)
+    if dev.empty:
+        notes.append("no configuration of the device record was measured successfully")
+    notes += tables.not_measured(rec)
+    t_rows = [t for t in rec["torch_reference"]["rows"] if t.get("status") == "ok"]
+    if not rec["torch_reference"]["rows"]:
+        notes.append("torch reference: " + rec["torch_reference"].get("note", "not given"))
+    for t in t_rows:
+        if t["extrapolated"]:
+            notes.append(
+                f"torch reference batch {t['batch']}: {t['denoiser_calls_timed']} denoiser "
+                f"steps timed, latency extrapolated to {t['sampler']['steps']} steps"
+            )
+    if acc is None:
+        notes.append("accuracy: not given (--accuracy); no verdicts, box plots or heat map")
+    if ledger is None:
+        notes.append("compression ledger: not given (--ledger); no waterfall")
+
+    div_ids: list[str] = []
+    sections: list[str] = []
+    md: list[str] = []
+    with atomic_directory(Path(out), overwrite=overwrite) as tmp:
+        figs = tmp / "figures"
+        figs.mkdir()
+        pngs: list[str] = []
+        head = (
+            f"Measured {prov['date']} on {mach['cpu_model']} ({mach['cpu_count']} cores, "
+            f"{mach['ram_gib']} GiB RAM, GPUs: {', '.join(mach['gpus']) or 'none'}); "
+            f"onnxruntime {rec['onnxruntime']['version']}; commit {prov['commit']}; "
+            f"load average {rec['load_average']['start'][0]:.2f} -> "
+            f"{rec['load_average']['end'][0]:.2f} (1 min); {rec['config']['repeats']} timed "
+            f"calls per configuration after the first call and {rec['config']['warmup']} warm-up "
+            "calls (untimed), medians; peak RSS per "
+            "configuration in its own child process."
+        )
+        md += ["# HiDiff-Edge benchmark report", "", head, "", f"Command: `{prov['command']}`", ""]
+        sections.append(f"<h1>HiDiff-Edge benchmark report</h1><p>{html.escape(head)}</p>")
+
+        # Device
+        md += ["## Speed, memory and size on this device", "", _md_table(dev), ""]
+        sections.append("<h2>Speed, memory and size on this device</h2>" + _html_table(dev))
+        if not dev.empty:
+            for name, fig in (
+                ("latency", plots.latency_figure(dev)),
+                ("memory_size", plots.memory_size_figure(dev)),
+            ):
+                div_ids.append(f"fig-{name}")
+                sections.append(_fig_div(fig, f"fig-{name}"))
+            pngs.append(plots.latency_png(dev, figs / "latency.png").name)
+            pngs.append(plots.memory_size_png(dev, figs / "memory_size.png").name)
+            md += ["![latency](figures/latency.png)", "", "![memory](figures/memory_size.png)", ""]
+        rat = tables.ratio_table(rec)
+        md += ["### Ratios measured in the same run", "", _md_table(rat), ""]
+        sections.append("<h3>Ratios measured in the same run</h3>" + _html_table(rat))
+
+        # Ledger
+        if ledger is not None and ledger.metrics:
+            md += ["## Compression ledger", "", _md_table(pd.DataFrame(ledger.stages)), ""]
+            sections.append(
+                "<h2>Compression ledger</h2>" + _html_table(pd.DataFrame(ledger.stages))
+            )
+            div_ids.append("fig-ledger")
+            sections.append(_fig_div(plots.waterfall_figure(ledger), "fig-ledger"))
+            pngs.append(plots.waterfall_png(ledger, figs / "ledger_waterfall.png").name)
+            md += ["![ledger](figures/ledger_waterfall.png)", ""]
+
+        # Accuracy
+        if acc is not None:
+            s = acc.summary
+            ver = tables.verdict_table(s)
+            acc_tab = tables.accuracy_table(s)
+            intro = (
+                f"From {acc.root} (hidiff bench accuracy, {s['provenance']['date']}): cases "
+                f"{', '.join(s['cases'])}; reference method {s['reference_method']}; "
+                f"non-inferiority margin on SSIM {s['noninferiority_margin_ssim']}. Verdicts are "
+                "the harness's own (benchmarks.stats.paired_comparison), copied, not re-tested."
+            )
+            md += ["## Accuracy of compressed vs full", "", intro, "", _md_table(acc_tab), ""]
+            md += ["### Paired comparisons and non-inferiority", "", _md_table(ver), ""]
+            sections.append(
+                f"<h2>Accuracy of compressed vs full</h2><p>{html.escape(intro)}</p>"
+                + _html_table(acc_tab)
+                + "<h3>Paired comparisons and non-inferiority</h3>"
+                + _html_table(ver)
+            )
+            if acc.per_case_csv is not None:
+                per_case = pd.read_csv(acc.per_case_csv)
+                if {"method", "sequence", "ssim"} <= set(per_case.columns):
+                    div_ids.append("fig-accuracy-box")
+                    sections.append(
+                        _fig_div(plots.accuracy_box_figure(per_case), "fig-accuracy-box")
+                    )
+            if not acc.figures:
+                notes.append("accuracy: the harness's folder holds no figures")
+            for f in acc.figures:
+                kind = "worst case" if f.name.startswith("worst_") else f.stem.replace("_", " ")
+                shutil.copy2(f, figs / f"accuracy_{f.name}")
+                pngs.append(f"accuracy_{f.name}")
+                sections.append(_png_tag(f, kind))
+                md += [f"![{kind}](figures/accuracy_{f.name})", ""]
+            if not any(f.name.startswith("worst_") for f in acc.figures):
+                notes.append("accuracy: no worst-case images in the harness's output")
+
+        if notes:
+            md += ["## Notes (what is not in this report, and why)", ""]
+            md += [f"- {n}" for n in notes] + [""]
+            sections.append(
+                "<h2>Notes</h2><ul>"
+                + "".join(f'<li class="note">{html.escape(n)}</li>' for n in notes)
+                + "</ul>"
+            )
+        page = (
+            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+            "<title>HiDiff-Edge benchmark report</title>"
+            f"<style>{CSS}</style>"
+            f"<script type='text/javascript'>{plotly.offline.get_plotlyjs()}</script>"
+            "</head><body>" + "\n".join(sections) + "</body></html>"
+        )
+        atomic_write_text(tmp / "report.html", page)
+        atomic_write_text(tmp / "summary.md", "\n".join(md))
+    return {"notes": notes, "plotly_divs": div_ids, "pngs": pngs}
