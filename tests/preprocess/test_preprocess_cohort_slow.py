@@ -1,44 +1,30 @@
-"""The issue's acceptance test: a >= 10-case held-out phantom cohort, Elastix and SyN side by side.
+"""The issue's acceptance test on a held-out 10-case phantom cohort with 4D-CT (slow: minutes).
 
-Writes benchmarks/results/registration-<date>.json with provenance. Slow (minutes per case).
+Writes benchmarks/results/registration-<grid>-<date>.json with provenance, then checks the
+"Done when" numbers. Elastix and SyN run on the same cases and are reported side by side; the
+accuracy targets are asserted for the method `prepare` should use on such data (`motion`), and
+for Elastix separately (which does NOT meet them today: see docs/preprocess.md).
 """
 
-import datetime as dt
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 
-from edge_runtime.atomic import atomic_write_json
-from edge_runtime.machine import provenance
-from models.phantom import write_cohort
-from models.preprocess.prepare import PrepareConfig, prepare_cohort
-from models.preprocess.registration import RegistrationConfig
-
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+from models.preprocess.evaluate import main
 
 
 @pytest.mark.slow
-def test_cohort_registration_accuracy(tmp_path):
-    data = tmp_path / "cohort"
-    write_cohort(10, 4242, data, grid=256, slices=48)
-    table = {}
-    for method in ("elastix", "syn"):
-        cfg = PrepareConfig(registration=RegistrationConfig(method=method), grids=(128,))
-        rows = prepare_cohort(data, tmp_path / method, cfg, workers=2)
-        recs = [json.loads((tmp_path / method / r["case"] / "qa.json").read_text()) for r in rows]
-        table[method] = {
-            "tre_mean_mm": float(np.mean([r["qa"]["tre"]["mean"] for r in recs])),
-            "tre_p95_mm": float(np.mean([r["qa"]["tre"]["p95"] for r in recs])),
-            "dice_liver": float(np.mean([r["qa"]["dice_after"] for r in recs])),
-            "jacobian_min": float(min(r["qa"]["jacobian"]["min"] for r in recs)),
-            "sdlogj": float(np.mean([r["qa"]["jacobian"]["sdlogj"] for r in recs])),
-            "excluded": int(sum(r["excluded"] for r in recs)),
-            "cases": len(recs),
-        }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    atomic_write_json(RESULTS / f"registration-{stamp}.json", provenance() | {"results": table})
-    e = table["elastix"]
-    assert e["tre_mean_mm"] <= 1.0 and e["tre_p95_mm"] <= 2.0
-    assert e["dice_liver"] >= 0.95 and e["jacobian_min"] > 0
+def test_cohort_acceptance(tmp_path):
+    out = main(["--grid", "128", "--work", str(tmp_path), "--results", str(tmp_path / "results")])
+    res = json.loads(out.read_text())
+    assert res["cohort"]["n"] >= 10
+    mm = res["motion_model"]
+    assert mm["phase_icc_a1_si_mm"] >= 0.95
+    assert mm["compensation_max_error_mm"] <= 2.0
+    assert mm["bspline_vs_dense_max_error_mm"] <= 0.5
+    for method in ("motion", "elastix"):
+        r = res["registration"][method]
+        assert r["tre_mean_mm"] <= 1.0, (method, r["tre_mean_mm"])
+        assert r["tre_p95_mm_worst_case"] <= 2.0, (method, r)
+        assert r["dice_liver_after"] >= 0.95 and r["jacobian_min"] > 0, (method, r)
+    assert "sdlogj_mean" in res["registration"]["syn"]

@@ -60,14 +60,12 @@ def test_phase_estimate_and_compensation_on_phantom_4dct(phantom_case_dir):
     true_si, est_si, max_err = [], [], []
     for k in range(10):  # leave-one-phase-out: the model never saw the phase it estimates
         model = MotionModel.fit([f for j, f in enumerate(fields) if j != k])
-        s = estimate_scores(model, scans[k], ref, mask=liver)
+        s = estimate_scores(model, scans[k], ref)  # whole image: the dome's edge carries the phase
         pc = np.where(liver, np.abs(model.components[0][..., 2]), -1.0)
         idx = np.unravel_index(int(np.argmax(pc)), pc.shape)
         true_si.append(float(fields[k][idx][2]))
         est_si.append(si_amplitude(model, s, liver))
         max_err.append(float(np.linalg.norm(model.field(s) - fields[k], axis=-1)[liver].max()))
     icc = icc_a1(np.array(true_si), np.array(est_si))
-    # measured at 64^2: ICC 0.946, max error 2.08 mm (see docs/preprocess.md); the issue asks
-    # 0.95 and 2.0 mm, which this 5.6 mm-voxel test grid does not reach
-    assert icc > 0.9, (icc, true_si, est_si)
-    assert max(max_err) < 2.5, max_err
+    assert icc >= 0.95, (icc, true_si, est_si)  # measured at 64^2: 0.998
+    assert max(max_err) <= 2.0, max_err  # mm; measured at 64^2: 0.37

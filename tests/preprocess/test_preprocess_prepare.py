@@ -27,7 +27,7 @@ def _cohort(tmp_path, case_dir, n=2):
 def test_prepare_writes_pairs_qa_and_resumes(tmp_path, phantom_case_dir):
     data, out = _cohort(tmp_path, phantom_case_dir), tmp_path / "out"
     cfg = PrepareConfig(registration=RegistrationConfig(method="syn"), grids=(32, 64))
-    rows = prepare_cohort(data, out, cfg)
+    rows = prepare_cohort(data, out, cfg, workers=2)  # parallel across cases
     assert len(rows) == 2
     case = out / "case-0000"
     for name in (
