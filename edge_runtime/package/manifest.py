@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.errors import InputError, PackageError
+from edge_runtime.normalise import hu_to_model, model_to_intensity
 from edge_runtime.samplers import SAMPLERS, Sampler, make_sampler
 
 MANIFEST_NAME = "manifest.json"
@@ -183,17 +184,11 @@ class Normalisation:
 
     def ct_to_model(self, hu: np.ndarray) -> np.ndarray:
         """HU -> model space, float32, clipped to model_range."""
-        lo, hi = self.ct_hu_window
-        a, b = self.model_range
-        unit = (np.asarray(hu, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
-        return np.clip(np.float32(a) + np.float32(b - a) * unit, a, b).astype(np.float32)
+        return hu_to_model(hu, self.ct_hu_window, self.model_range)
 
     def model_to_mr(self, x: np.ndarray, mr_range: tuple[float, float]) -> np.ndarray:
         """Model space -> MR intensities of an output whose range is `mr_range`, float32."""
-        a, b = self.model_range
-        lo, hi = mr_range
-        unit = (np.asarray(x, dtype=np.float32) - np.float32(a)) / np.float32(b - a)
-        return (np.float32(lo) + np.float32(hi - lo) * unit).astype(np.float32)
+        return model_to_intensity(x, mr_range, self.model_range)
 
 
 @dataclass(frozen=True)

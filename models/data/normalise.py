@@ -1,36 +1,37 @@
-"""Intensity normalisation of CT (HU window) and MR (robust per-volume scale) to [-1, 1].
+"""Training's view of the intensity maps: the runtime's functions bound to the run's config.
 
-Float throughout: HU are mapped linearly, never quantised to 8 bits, so a 5 HU enhancement
-difference survives. MR has no absolute unit, so each volume is divided by a high percentile of
-its body signal; the median scale per sequence over the training cases is kept with the run so
-that predictions can be written back in the phantom's signal units.
+The maths lives once, in `edge_runtime.normalise`, so training and the clinic's runtime cannot
+drift apart. CT: the HU window [hu_min, hu_max] -> [-1, 1]. MR has no absolute unit: each volume
+is divided by a high percentile of its body signal (`scale` -> 1, 0 -> -1); the median scale per
+sequence over the training cases is kept with the run so that predictions can be written back in
+the phantom's signal units.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from edge_runtime.normalise import (
+    body_percentile,
+    hu_to_model,
+    intensity_to_model,
+    model_to_intensity,
+)
 from models.aphidiff.config import DataConfig
+
+mr_scale = body_percentile
 
 
 def ct_to_unit(hu: np.ndarray, cfg: DataConfig) -> np.ndarray:
     """HU -> [-1, 1] over the window [hu_min, hu_max], clipped outside, float32."""
-    x = (hu.astype(np.float32) - cfg.hu_min) / (cfg.hu_max - cfg.hu_min)
-    return np.clip(2.0 * x - 1.0, -1.0, 1.0).astype(np.float32)
-
-
-def mr_scale(volume: np.ndarray, body: np.ndarray, percentile: float) -> float:
-    """The percentile of the signal inside `body` (the whole volume if `body` is empty)."""
-    values = volume[body] if body.any() else volume.ravel()
-    scale = float(np.percentile(values, percentile))
-    return scale if scale > 0 else 1.0
+    return hu_to_model(hu, (cfg.hu_min, cfg.hu_max))
 
 
 def mr_to_unit(x: np.ndarray, scale: float) -> np.ndarray:
-    """Signal -> [-1, 1] with `scale` -> 1 (values above the percentile clipped)."""
-    return np.clip(2.0 * x.astype(np.float32) / scale - 1.0, -1.0, 1.0).astype(np.float32)
+    """Signal -> [-1, 1] with `scale` -> 1 (values above it clipped)."""
+    return intensity_to_model(x, (0.0, scale))
 
 
 def mr_from_unit(x: np.ndarray, scale: float) -> np.ndarray:
     """Inverse of `mr_to_unit` (inside the clip range), float32."""
-    return ((np.asarray(x, dtype=np.float32) + 1.0) * 0.5 * scale).astype(np.float32)
+    return model_to_intensity(x, (0.0, scale))
