@@ -40,7 +40,7 @@ def test_encoder_and_denoiser_match_onnxruntime(model, tmp_path):
     g = torch.Generator().manual_seed(1)
     ct = torch.rand(2, 3, 128, 128, generator=g) * 2 - 1
     seq = torch.tensor([0, 2])
-    enc = EncoderGraph(m)
+    enc = EncoderGraph(m).eval()
     with torch.no_grad():
         conds = enc(ct, seq)
     names = condition_names(len(conds))
@@ -49,7 +49,7 @@ def test_encoder_and_denoiser_match_onnxruntime(model, tmp_path):
     for a, b in zip(got, conds, strict=True):
         assert np.abs(a - b.numpy()).max() < 1e-4
 
-    den = DenoiserGraph(m)
+    den = DenoiserGraph(m).eval()
     x = torch.randn(2, 1, 128, 128, generator=g)
     t = torch.tensor([12.0, 811.0])
     with torch.no_grad():
