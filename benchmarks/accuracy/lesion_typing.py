@@ -26,7 +26,7 @@ from scipy import ndimage as ndi
 from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -84,8 +84,14 @@ def cross_validated_typing(
     pred_features: dict[str, np.ndarray],
     types: list[str],
     cfg: TypingConfig = TypingConfig(),
+    groups: list[str] | None = None,
 ) -> dict[str, Any]:
-    """5-fold CV typing: AUC and kappa on true and on each method's predicted features."""
+    """5-fold CV typing: AUC and kappa on true and on each method's predicted features.
+
+    `groups` (the patient of each lesion) keeps every patient's lesions on one side of each
+    split, so the classifier is never tested on a patient it was trained on; without it the
+    folds split lesions (stratified only), which flatters the scores when patients differ.
+    """
     y_all = np.asarray(types)
     counts = {t: int((y_all == t).sum()) for t in sorted(set(types))}
     kept = [t for t, n in counts.items() if n >= cfg.folds]
@@ -96,6 +102,7 @@ def cross_validated_typing(
         "dropped_types": dropped,
         "folds": cfg.folds,
         "classifier": "standardise + multinomial logistic regression, trained on true MRI",
+        "split": "by patient" if groups is not None else "by lesion",
     }
     if len(kept) < 2:
         result["status"] = (
@@ -105,20 +112,36 @@ def cross_validated_typing(
     sel = np.isin(y_all, kept)
     x_t = np.asarray(truth_features)[sel]
     y = y_all[sel]
-    cv = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
+    if groups is not None:
+        g = np.asarray(groups)[sel]
+        if len(set(g)) < cfg.folds:
+            result["status"] = (
+                f"not evaluable: {cfg.folds}-fold split by patient needs >= {cfg.folds} "
+                f"patients with typed lesions, have {len(set(g))}"
+            )
+            return result
+        cv = StratifiedGroupKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
+        splits = list(cv.split(x_t, y, groups=g))
+    else:
+        cv = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=cfg.seed)
+        splits = list(cv.split(x_t, y))
     # the true MRI's scores are kept apart from the methods': a method may be called "truth"
     keys = [("true_mri", None)] + [("method", name) for name in pred_features]
     scores: dict[tuple[str, str | None], dict[str, list[float]]] = {
         k: {"auc": [], "kappa": []} for k in keys
     }
-    for train, test in cv.split(x_t, y):
+    for train, test in splits:
+        if len(set(y[train])) < len(kept):
+            continue  # a patient split left a type out of training: this fold cannot judge it
         model = make_pipeline(StandardScaler(), LogisticRegression(C=cfg.c, max_iter=cfg.max_iter))
         model.fit(x_t[train], y[train])
         sets = {("true_mri", None): x_t[test]}
         sets.update({("method", k): np.asarray(v)[sel][test] for k, v in pred_features.items()})
         for name, x in sets.items():
             proba = model.predict_proba(x)
-            if len(kept) == 2:
+            if len(set(y[test])) < 2:
+                auc = float("nan")  # one type only in this test fold: AUC is undefined
+            elif len(kept) == 2:
                 auc = roc_auc_score(y[test], proba[:, 1], labels=model.classes_)
             else:
                 auc = roc_auc_score(
@@ -127,16 +150,21 @@ def cross_validated_typing(
             pred = model.classes_[np.argmax(proba, axis=1)]
             scores[name]["auc"].append(float(auc))
             scores[name]["kappa"].append(float(cohen_kappa_score(y[test], pred)))
+    if not scores[("true_mri", None)]["kappa"]:
+        result["status"] = "not evaluable: no fold had every lesion type in training"
+        return result
     result["status"] = "ok"
     result["n_lesions"] = int(sel.sum())
 
     def summary(s: dict[str, list[float]]) -> dict[str, Any]:
+        auc = np.asarray(s["auc"], dtype=float)
+        auc = auc[np.isfinite(auc)]
         return {
-            "auc_mean": float(np.mean(s["auc"])),
-            "auc_sd": float(np.std(s["auc"], ddof=1)),
+            "auc_mean": float(auc.mean()) if auc.size else None,
+            "auc_sd": float(np.std(auc, ddof=1)) if auc.size > 1 else None,
             "kappa_mean": float(np.mean(s["kappa"])),
             "kappa_sd": float(np.std(s["kappa"], ddof=1)),
-            "auc_folds": s["auc"],
+            "auc_folds": [a if np.isfinite(a) else None for a in s["auc"]],
             "kappa_folds": s["kappa"],
         }
 

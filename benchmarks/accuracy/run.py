@@ -285,7 +285,11 @@ def run_accuracy(
             for m in methods
         }
         typing = cross_validated_typing(
-            x_truth, x_pred, [lesion_types[k] for k in keys], cfg.typing
+            x_truth,
+            x_pred,
+            [lesion_types[k] for k in keys],
+            cfg.typing,
+            groups=[k[0] for k in keys],
         )
     else:
         typing = {"status": "not evaluable: no lesion in the truth"}

@@ -32,6 +32,20 @@ def test_separable_types_score_high_and_washed_out_prediction_low() -> None:
     assert res2["true_mri"] == t and res2["methods"]["truth"]["kappa_mean"] < 0.3
 
 
+def test_split_by_patient_keeps_patients_apart() -> None:
+    rng = np.random.default_rng(2)
+    types = (["hcc"] * 3 + ["hemangioma"] * 3 + ["cyst"] * 3) * 4
+    patients = [f"p{i % 12}" for i in range(len(types))]  # 12 patients, one lesion of each type
+    truth = _features(rng, types, 0.2)
+    res = cross_validated_typing(truth, {"same": truth}, types, groups=patients)
+    assert res["status"] == "ok" and res["split"] == "by patient"
+    assert res["true_mri"]["kappa_mean"] > 0.8
+    assert res["methods"]["same"] == res["true_mri"]
+    assert None not in res["true_mri"]["auc_folds"]
+    few = cross_validated_typing(truth, {}, types, groups=["a", "b"] * (len(types) // 2))
+    assert few["status"].startswith("not evaluable") and "patients" in few["status"]
+
+
 def test_too_few_lesions_is_reported_not_crashed() -> None:
     res = cross_validated_typing(np.zeros((4, 3)), {}, ["hcc", "hcc", "cyst", "cyst"])
     assert res["status"].startswith("not evaluable")
