@@ -88,6 +88,7 @@ def set_scan(scan: Scan) -> None:
     st.session_state.scan = scan
     st.session_state.syntheses = {}
     st.session_state.comparison = None
+    st.session_state.metrics_cache = {}
 
 
 def syntheses() -> dict[str, Synthesis]:

@@ -219,5 +219,16 @@ def _masks(scan: Scan) -> dict[str, np.ndarray | None]:
     return {"lesions": scan.lesions, "vessels": scan.vessels, "liver": scan.liver}
 
 
+def metrics_of(pred: np.ndarray, ref: np.ndarray, scan: Scan) -> list[analysis.Metric]:
+    """`analysis.compare_volumes`, computed once per pair of volumes in this session (vessel
+    segmentation takes seconds, and Streamlit reruns the page on every click)."""
+    cache = st.session_state.setdefault("metrics_cache", {})
+    key = (scan.key, id(pred), id(ref))
+    if key not in cache:
+        with st.spinner("Computing metrics..."):
+            cache[key] = analysis.compare_volumes(pred, ref, scan)
+    return cache[key]
+
+
 def sequence_picker(key: str) -> str:
     return st.selectbox("Sequence", list(SEQUENCES), format_func=SEQUENCES.get, key=key)

@@ -10,6 +10,7 @@ viewers shipped on CDs, thumbnails) are skipped with a note instead of failing t
 
 from __future__ import annotations
 
+import shutil
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -107,7 +108,17 @@ def extract_zip(
     """Extract the image files of a zip into `dest` (which must be empty or absent)."""
     limits = limits or UploadLimits()
     dest = Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
+    if dest.exists() and any(dest.iterdir()):
+        raise InputError(f"{dest}: the extraction folder must be empty")
+    try:
+        return _extract(source, dest, limits)
+    except BaseException:
+        # A refused or broken archive leaves nothing behind, not even the members before it.
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+def _extract(source: str | Path | BinaryIO, dest: Path, limits: UploadLimits) -> Extracted:
     out = Extracted(folder=dest)
     try:
         zf = zipfile.ZipFile(source)
@@ -115,6 +126,7 @@ def extract_zip(
         raise InputError(f"the upload is not a readable zip archive ({exc})") from exc
     with zf:
         infos = check_archive(zf, limits)
+        dest.mkdir(parents=True, exist_ok=True)
         written = 0
         for info in infos:
             if info.is_dir():
@@ -151,12 +163,11 @@ def _copy_member(
             member_bytes += len(chunk)
             written += len(chunk)
             if member_bytes > info.file_size or written > limits.max_total_bytes:
-                dst.close()
-                target.unlink()
                 raise InputError(
                     f"zip member {info.filename!r} inflates beyond its declared size or the "
                     "upload limit; upload refused"
                 )
+            dst.write(chunk)
     return written
 
 

@@ -54,11 +54,11 @@ if scan is not None and comparison is not None:
     )
 
     st.subheader("Metrics")
-    rows = {"A vs B": analysis.compare_volumes(va, vb, scan)}
+    rows = {"A vs B": ui.metrics_of(va, vb, scan)}
     ref = scan.reference.get(a.sequence)
     if ref is not None:
-        rows["A vs reference MRI"] = analysis.compare_volumes(va, ref, scan)
-        rows["B vs reference MRI"] = analysis.compare_volumes(vb, ref, scan)
+        rows["A vs reference MRI"] = ui.metrics_of(va, ref, scan)
+        rows["B vs reference MRI"] = ui.metrics_of(vb, ref, scan)
     else:
         st.caption("No reference MRI with this scan: metrics against it need a phantom case.")
     names = [m.name for m in rows["A vs B"]]

@@ -74,6 +74,7 @@ for path in packages:
                 for m in report.checks
             ]
         )
+        st.dataframe(cases, hide_index=True, key=f"verify_cases_{path.name}")
         st.dataframe(checks, hide_index=True, key=f"verify_checks_{path.name}")
         st.dataframe(cases, hide_index=True, key=f"verify_table_{path.name}")
 

@@ -82,12 +82,13 @@ z = analysis.best_slice(scan)
 if comparison is not None:
     a, b = comparison
     va, vb = a.result.image.voxels, b.result.image.voxels
-    panels = {f"A: {Path(a.package).name}": va, f"B: {Path(b.package).name}": vb, "A - B": va - vb}
-    rows = {"A vs B": analysis.compare_volumes(va, vb, scan)}
+    diff = st.session_state.setdefault("exp_diff", {}).setdefault((id(va), id(vb)), va - vb)
+    panels = {f"A: {Path(a.package).name}": va, f"B: {Path(b.package).name}": vb, "A - B": diff}
+    rows = {"A vs B": ui.metrics_of(va, vb, scan)}
     ref = scan.reference.get(a.sequence)
     if ref is not None:
-        rows["A vs reference"] = analysis.compare_volumes(va, ref, scan)
-        rows["B vs reference"] = analysis.compare_volumes(vb, ref, scan)
+        rows["A vs reference"] = ui.metrics_of(va, ref, scan)
+        rows["B vs reference"] = ui.metrics_of(vb, ref, scan)
     title = f"HiDiff-Edge comparison: {scan.name}"
 else:
     panels = {f"synthetic {ui.SEQUENCES[seq]}": image.voxels}
@@ -95,18 +96,16 @@ else:
     ref = scan.reference.get(seq)
     if ref is not None:
         panels[f"true {ui.SEQUENCES[seq]}"] = ref
-        rows = {"synthetic vs reference": analysis.compare_volumes(image.voxels, ref, scan)}
+        rows = {"synthetic vs reference": ui.metrics_of(image.voxels, ref, scan)}
     title = f"HiDiff-Edge synthesis: {scan.name}"
     st.caption("Run the Compare page first to put both models in the report.")
-fig = export.report_figure(scan, z, panels, rows, title)
-png = export.figure_bytes(fig, "png")
+report_key = (scan.key, title, *(id(v) for v in panels.values()))
+if st.session_state.get("exp_report_key") != report_key:
+    fig = export.report_figure(scan, z, panels, rows, title)
+    st.session_state.exp_report = (export.figure_bytes(fig, "png"), export.figure_bytes(fig, "pdf"))
+    st.session_state.exp_report_key = report_key
+png, pdf = st.session_state.exp_report
 st.image(png, caption="report preview")
 r1, r2 = st.columns(2)
 r1.download_button("Report (PNG)", png, f"{stem}_report.png", "image/png", key="exp_png")
-r2.download_button(
-    "Report (PDF)",
-    export.figure_bytes(fig, "pdf"),
-    f"{stem}_report.pdf",
-    "application/pdf",
-    key="exp_pdf",
-)
+r2.download_button("Report (PDF)", pdf, f"{stem}_report.pdf", "application/pdf", key="exp_pdf")
