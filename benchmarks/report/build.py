@@ -103,7 +103,8 @@ def build_report(
             "calls (untimed), medians; peak RSS per "
             "configuration in its own child process."
         )
-        md += ["# HiDiff-Edge benchmark report", "", head, "", f"Command: `{prov['command']}`", ""]
+        md += ["# HiDiff-Edge benchmark report", "", head, ""]
+        md += [f"Device record: `{device_json}`; command: `{prov['command']}`", ""]
         sections.append(f"<h1>HiDiff-Edge benchmark report</h1><p>{html.escape(head)}</p>")
 
         # Device
