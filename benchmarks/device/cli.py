@@ -71,7 +71,8 @@ def device(
         typer.Option(
             "--torch-reference",
             help="Training run folder of the teacher, timed in "
-            "PyTorch eager with its default sampler, or `none`.",
+            "PyTorch eager with its default sampler; preset:NAME for an untrained model of a "
+            "preset's shape (e.g. preset:full); or `none`.",
         ),
     ] = "none",
     torch_timed_steps: Annotated[
@@ -99,7 +100,10 @@ def device(
         precisions=_names(precision),
         threads=threads,
     )
-    run = None if torch_reference.strip().lower() == "none" else Path(torch_reference)
+    ref = torch_reference.strip()
+    run: Path | str | None = None
+    if ref.lower() != "none":
+        run = ref if ref.startswith("preset:") else Path(ref)
     tcfg = TorchReferenceConfig(timed_steps=torch_timed_steps, repeats=torch_repeats)
     record = run_device_bench(package, out, cfg, run, tcfg, command=["hidiff", *sys.argv[1:]])
     for r in record["results"]:

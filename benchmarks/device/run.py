@@ -200,7 +200,7 @@ def run_device_bench(
     package_paths: Sequence[Path],
     out: Path,
     cfg: DeviceBenchConfig | None = None,
-    torch_run: Path | None = None,
+    torch_run: Path | str | None = None,
     torch_cfg: TorchReferenceConfig | None = None,
     command: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -215,8 +215,12 @@ def run_device_bench(
         raise InputError("--batch values must be >= 1")
     for prov in cfg.providers:
         resolve_profile(prov)  # refuse an unknown or unavailable provider before any work
-    if torch_run is not None and not Path(torch_run).is_dir():
-        raise InputError(f"--torch-reference {torch_run} is not a run folder")
+    if (
+        torch_run is not None
+        and not str(torch_run).startswith("preset:")
+        and not Path(torch_run).is_dir()
+    ):
+        raise InputError(f"--torch-reference {torch_run} is not a run folder (nor preset:NAME)")
     packages = [describe_package(Path(p)) for p in package_paths]
     names = [p["name"] for p in packages]
     if len(set(names)) != len(names):

@@ -28,6 +28,28 @@ import numpy as np
 
 from benchmarks.device.worker import gpu_memory_mib, peak_rss_mib
 
+PRESET_PREFIX = "preset:"
+
+
+def _load(spec: str) -> tuple[Any, Any, dict[str, Any]]:
+    """A run folder's model with its EMA weights, or `preset:NAME`: an untrained model of that
+    preset's shape (the cost of a forward pass does not depend on the weights' values), for a
+    teacher that has not been trained at full size on this machine."""
+    if spec.startswith(PRESET_PREFIX):
+        import torch
+
+        from models.aphidiff.config import preset
+        from models.training.factory import build_model
+
+        name = spec[len(PRESET_PREFIX) :]
+        mc = preset(name, "ap-hidiff")
+        torch.manual_seed(0)
+        doc = {"name": f"preset {name}, untrained weights (cost does not depend on them)"}
+        return build_model(mc).eval(), mc, doc
+    from models.training.predict import load_run
+
+    return load_run(Path(spec))
+
 
 def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     try:
@@ -35,13 +57,12 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
     except ImportError:
         return {"status": "skipped", "reason": "torch is not installed (extra `train`)"}
     from models.aphidiff import runtime_glue
-    from models.training.predict import load_run
 
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg["threads"]))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
-    model, mc, doc = load_run(Path(cfg["run"]))
+    model, mc, doc = _load(str(cfg["run"]))
     model = model.to(device)
     load_s = time.perf_counter() - t0
     batch, grid = int(cfg["batch"]), int(mc.data.grid)

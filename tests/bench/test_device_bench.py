@@ -142,3 +142,25 @@ def test_cli_on_committed_package_with_torch_reference(tmp_path: Path) -> None:
         else:
             assert row["status"] == "ok" and row["extrapolated"] is True
             assert any(x["against"] == "torch" for x in rec["ratios"])
+
+
+def test_torch_reference_of_a_preset_is_extrapolated_and_stated(
+    bench_packages: list[Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("torch")
+    from benchmarks.device.config import DeviceBenchConfig, TorchReferenceConfig
+    from benchmarks.device.run import run_device_bench
+
+    out = tmp_path / "dev.json"
+    cfg = DeviceBenchConfig(repeats=1, warmup=0, batches=(1,), providers=("cpu",))
+    rec = run_device_bench(
+        bench_packages[1:], out, cfg, "preset:tiny", TorchReferenceConfig(timed_steps=1)
+    )
+    row = rec["torch_reference"]["rows"][0]
+    assert row["status"] == "ok", row
+    assert row["extrapolated"] is True and row["denoiser_calls_timed"] == 1
+    assert "untrained" in row["run_name"] and row["grid"] == 128
+    want = row["encode_s_p50"] + row["sampler"]["steps"] * row["denoise_step_s_p50"]
+    assert row["latency_batch_s"]["p50"] == pytest.approx(want)
+    # The package runs at 32^2, the teacher at 128^2: no ratio across grids.
+    assert not [x for x in rec["ratios"] if x["against"] == "torch"]
