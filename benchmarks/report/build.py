@@ -120,6 +120,16 @@ def build_report(
             pngs.append(plots.latency_png(dev, figs / "latency.png").name)
             pngs.append(plots.memory_size_png(dev, figs / "memory_size.png").name)
             md += ["![latency](figures/latency.png)", "", "![memory](figures/memory_size.png)", ""]
+        how = [f"- {k}: {v}" for k, v in rec["derivations"].items()]
+        md += ["### How these numbers are measured", "", *how, ""]
+        sections.append(
+            "<h3>How these numbers are measured</h3><ul>"
+            + "".join(
+                f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>"
+                for k, v in rec["derivations"].items()
+            )
+            + "</ul>"
+        )
         rat = tables.ratio_table(rec)
         md += ["### Ratios measured in the same run", "", _md_table(rat), ""]
         sections.append("<h3>Ratios measured in the same run</h3>" + _html_table(rat))
