@@ -114,6 +114,7 @@ def measure(cfg: dict[str, Any]) -> dict[str, Any]:
         "providers_session": engine.denoiser.providers,
         "encoder_provider": engine.encoder.provider,
         "precision": engine.precision,
+        "io_binding": engine.denoiser_runner.io_binding,
     }
     if engine.batch is not None and engine.batch != batch:
         return base | {

@@ -164,3 +164,18 @@ def test_torch_reference_of_a_preset_is_extrapolated_and_stated(
     assert row["latency_batch_s"]["p50"] == pytest.approx(want)
     # The package runs at 32^2, the teacher at 128^2: no ratio across grids.
     assert not [x for x in rec["ratios"] if x["against"] == "torch"]
+
+
+def test_torch_row_is_skipped_with_a_reason_when_torch_is_absent() -> None:
+    """`import torch` fails in the child: the row says so instead of failing the run."""
+    code = (
+        "import sys, runpy; sys.modules['torch'] = None; "
+        "sys.argv = ['x', sys.argv[1]]; "
+        "runpy.run_module('benchmarks.device.torch_reference', run_name='__main__')"
+    )
+    cfg = {"run": "preset:tiny", "batch": 1, "seed": 0, "volume_slices": 48, "repeats": 1}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cfg)], capture_output=True, text=True, check=True
+    )
+    row = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert row == {"status": "skipped", "reason": "torch is not installed (extra `train`)"}
