@@ -179,3 +179,13 @@ def test_torch_row_is_skipped_with_a_reason_when_torch_is_absent() -> None:
     )
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row == {"status": "skipped", "reason": "torch is not installed (extra `train`)"}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "benchmarks/results").glob("*-device*.json")), ids=lambda p: p.name
+)
+def test_committed_device_records_match_the_schema(path: Path) -> None:
+    rec = json.loads(path.read_text())
+    jsonschema.validate(rec, json.loads(SCHEMA_PATH.read_text()))
+    ok = [r for r in rec["results"] if r["status"] == "ok"]
+    assert ok and all(len(r["timings_s"]) >= 20 for r in ok)  # medians over >= 20 runs
