@@ -43,11 +43,30 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The benchmark run of issue 10: full (many-step) vs edge package on a held-out phantom cohort
+# that no training saw, device figures in child processes, accuracy, and the report.
+FULL_PKG ?= compress/packages/aphidiff-tiny-t2-fp32-ddim50
+EDGE_PKG ?= compress/packages/aphidiff-tiny-t2-fp32
+BENCH    ?= $(DEMO)/bench
+
 bench: $(STAMP)
 	$(BIN)/hidiff phantom bench --out benchmarks/results
+	@test -f $(BENCH)/cohort/cohort.json || \
+		$(BIN)/hidiff phantom cohort --n 4 --seed 2027 --grid 128 --slices 32 --out $(BENCH)/cohort
+	$(BIN)/hidiff synthesize $(BENCH)/cohort --package $(FULL_PKG) --sequence t2 --out $(BENCH)/pred-full
+	$(BIN)/hidiff synthesize $(BENCH)/cohort --package $(EDGE_PKG) --sequence t2 --out $(BENCH)/pred-edge
+	stem=$$($(BIN)/python -m benchmarks.device.stamp) && \
+	$(BIN)/hidiff bench device --package $(FULL_PKG) --package $(EDGE_PKG) --batch 1,4 \
+		--repeats 20 --warmup 3 --torch-reference preset:full --torch-timed-steps 2 \
+		--out benchmarks/results/$$stem-device.json && \
+	$(BIN)/hidiff bench accuracy --pred full=$(BENCH)/pred-full --pred edge=$(BENCH)/pred-edge \
+		--truth $(BENCH)/cohort --sequences t2 --out benchmarks/results/$$stem-accuracy --overwrite && \
+	$(BIN)/hidiff bench report --device benchmarks/results/$$stem-device.json \
+		--accuracy benchmarks/results/$$stem-accuracy --out $(BENCH)/report --overwrite && \
+	echo "report: $(BENCH)/report/report.html"
 
 app: $(STAMP)
-	@echo "The app arrives with issue 9 (apps/)."; exit 2
+	$(BIN)/hidiff app
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache build *.egg-info

@@ -1,4 +1,4 @@
-"""`hidiff bench`: the benchmark commands (accuracy now; device and report join this group).
+"""`hidiff bench`: the benchmark commands: accuracy, device (speed, memory, size) and report.
 
 Registered through the `hidiff.commands` entry point `bench = "benchmarks.cli:app"`; the
 runtime's root command loads it without importing it by name. Heavy imports happen inside the
@@ -14,7 +14,7 @@ import typer
 
 app = typer.Typer(
     name="bench",
-    help="Benchmarks: accuracy of synthetic MRI against the truth (more commands to come).",
+    help="Benchmarks: accuracy against the truth, on-device speed and memory, the report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
