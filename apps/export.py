@@ -186,7 +186,7 @@ def report_figure(
     if rows:
         names = [m.name for m in next(iter(rows.values()))]
         cells = [[m.text() for m in rows[k]] for k in rows]
-        table = fig.add_axes((0.05, 0.02, 0.9, 0.22))
+        table = fig.add_axes((0.16, 0.02, 0.8, 0.22))
         table.axis("off")
         table.table(cellText=cells, rowLabels=list(rows), colLabels=names, loc="center", fontsize=8)
     fig.suptitle(

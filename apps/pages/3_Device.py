@@ -76,7 +76,6 @@ for path in packages:
         )
         st.dataframe(cases, hide_index=True, key=f"verify_cases_{path.name}")
         st.dataframe(checks, hide_index=True, key=f"verify_checks_{path.name}")
-        st.dataframe(cases, hide_index=True, key=f"verify_table_{path.name}")
 
 st.subheader("Quick benchmark")
 st.caption(
