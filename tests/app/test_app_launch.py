@@ -8,7 +8,7 @@ import psutil
 import pytest
 from serve import served
 
-from apps.launch import DemoCase, app, streamlit_command
+from apps.launch import DemoCase, app, prepare_demo, streamlit_command
 from edge_runtime.errors import HidiffError
 
 
@@ -52,3 +52,13 @@ def test_server_listens_on_loopback_only(phantom_case, tmp_path) -> None:
         pids = [c.pid for c in children]
     # Stopping the launcher stops the server with it.
     assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie" for p in pids)
+
+
+def test_demo_case_prepared_once_by_the_phantom_command(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("HIDIFF_CACHE_DIR", str(tmp_path))
+    case = DemoCase(seed=3, grid=64, slices=8)
+    folder = prepare_demo(case)
+    assert folder == case.folder() and (folder / "ct_portal.nii.gz").is_file()
+    stamp = (folder / "case.json").stat().st_mtime_ns
+    assert prepare_demo(case) == folder
+    assert (folder / "case.json").stat().st_mtime_ns == stamp  # not rendered again
