@@ -112,7 +112,7 @@ def open_path(path: str | Path) -> Scan:
 
 
 def open_upload(name: str, data: bytes, workdir: Path, limits: UploadLimits) -> Scan:
-    """An uploaded zip (a DICOM export or a phantom case) or a single volume file.
+    """An uploaded zip (a DICOM export, or one volume file zipped) or a single volume file.
 
     Files land in a fresh folder under `workdir`; the zip is extracted by `apps.upload`, which
     refuses traversal, symlinks and bombs before anything is written.
@@ -123,7 +123,7 @@ def open_upload(name: str, data: bytes, workdir: Path, limits: UploadLimits) -> 
             raise InputError(f"{name}: larger than the upload limit")
         found: Extracted = extract_zip(io.BytesIO(data), folder / "files", limits)
         root = _common_root(found)
-        scan = open_phantom_case(root) if is_phantom_case(root) else _read_extracted(found, root)
+        scan = _read_extracted(found, root)
         scan.name = Path(name).stem
         scan.notes.extend(found.skipped)
         return scan

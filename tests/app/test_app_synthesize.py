@@ -149,3 +149,15 @@ def test_upload_single_volume(app_env, phantom_case, tmp_path, suffix) -> None:
     ).run()
     assert not at.exception and not at.sidebar.error
     assert "volume file" in at.sidebar.success[0].value
+
+
+def test_open_local_path(app_env, phantom_case, tmp_path) -> None:
+    at = open_page(PAGE)
+    at.sidebar.radio(key="scan_source").set_value("Path on this computer").run()
+    at.sidebar.text_input(key="scan_path").input(str(tmp_path / "missing")).run()
+    at.sidebar.button(key="open_path").click().run()
+    assert at.sidebar.error[0].value == f"{tmp_path / 'missing'}: no such file or folder"
+    at.sidebar.text_input(key="scan_path").input(str(phantom_case)).run()
+    at.sidebar.button(key="open_path").click().run()
+    assert not at.sidebar.error
+    assert "(phantom case)" in at.sidebar.success[0].value
