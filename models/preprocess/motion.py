@@ -180,6 +180,7 @@ def estimate_scores(
     mask: np.ndarray | None = None,
     margin: float = 0.25,
     metric: str = "mse",
+    n_grid: int = 15,
 ) -> np.ndarray:
     """PC1 score of `scan`, from the images alone.
 
@@ -211,9 +212,14 @@ def estimate_scores(
             return mutual_information(reference, w, mask_img)
         return float(np.mean((sitk.GetArrayFromImage(w)[m] - ref[m]) ** 2))
 
+    # coarse scan first: at fine grids the cost has local minima a bracketing search falls into
+    grid = np.linspace(lo - margin * span, hi + margin * span, n_grid)
+    costs = [cost(float(g)) for g in grid]
+    best = int(np.argmin(costs))
+    step = grid[1] - grid[0]
     res = optimize.minimize_scalar(
         cost,
-        bounds=(lo - margin * span, hi + margin * span),
+        bounds=(grid[best] - step, grid[best] + step),
         method="bounded",
         options={"xatol": 1e-3 * span},
     )

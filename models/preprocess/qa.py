@@ -26,6 +26,7 @@ class QAThresholds:
     max_dice_drop: float = 0.01  # liver Dice may not fall below its value before registration
     min_dice: float = 0.85  # below this the MR liver does not lie on the CT liver
     require_metric_improvement: bool = True  # MI after must beat MI before
+    max_tre_mean_mm: float = 2.0  # with known landmarks: beyond this the pair is not aligned
 
 
 @dataclass
@@ -150,6 +151,14 @@ def assess(record: QARecord, thresholds: QAThresholds | None = None) -> QARecord
             )
         if record.dice_after < t.min_dice:
             reasons.append(f"liver Dice {record.dice_after:.3f} below {t.min_dice}")
+    if record.tre is not None:
+        if record.tre_before is not None and record.tre["mean"] > record.tre_before["mean"]:
+            reasons.append(
+                f"landmarks moved apart: TRE {record.tre_before['mean']:.2f} -> "
+                f"{record.tre['mean']:.2f} mm"
+            )
+        if record.tre["mean"] > t.max_tre_mean_mm:
+            reasons.append(f"mean TRE {record.tre['mean']:.2f} mm above {t.max_tre_mean_mm} mm")
     record.reasons = reasons
     return record
 

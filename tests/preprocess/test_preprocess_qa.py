@@ -98,6 +98,15 @@ def test_assess_flags_each_failure():
         dice_before=0.95,
         dice_after=0.80,
     )
+    bad.tre_before = {"mean": 3.0}
+    bad.tre = {"mean": 4.5}
     reasons = " ".join(qa.assess(bad).reasons)
-    for word in ("folding", "metric did not improve", "Dice dropped", "below"):
+    for word in (
+        "folding",
+        "metric did not improve",
+        "Dice dropped",
+        "below",
+        "moved apart",
+        "above",
+    ):
         assert word in reasons
