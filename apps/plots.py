@@ -26,7 +26,7 @@ def difference_heatmap(
         )
     )
     fig.update_yaxes(autorange="reversed", scaleanchor="x", title="y (mm)")
-    fig.update_xaxes(title="x (mm)")
+    fig.update_xaxes(title="x (mm)", constrain="domain")
     fig.update_layout(title=title, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return fig
 
