@@ -206,8 +206,14 @@ def estimate_scores(
         mask_img = sitk.GetImageFromArray(m.astype(np.uint8))
         mask_img.CopyInformation(reference)
 
+    # edge-replicated padding: points pushed past the z ends of the field of view must not read
+    # the resampler's default 0 (0 HU is not what lies beyond a CT; it dominated the cost at 128^2)
+    from models.preprocess.registration import pad_moving
+
+    padded = pad_moving(sitk.Cast(scan, sitk.sitkFloat32), 40.0)
+
     def cost(s: float) -> float:
-        w = warp(sitk.Cast(scan, sitk.sitkFloat32), field_from_array(model.field(s), reference))
+        w = warp(padded, field_from_array(model.field(s), reference), reference=reference)
         if metric == "mi":
             return mutual_information(reference, w, mask_img)
         return float(np.mean((sitk.GetArrayFromImage(w)[m] - ref[m]) ** 2))
