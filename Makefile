@@ -66,7 +66,7 @@ bench: $(STAMP)
 	echo "report: $(BENCH)/report/report.html"
 
 app: $(STAMP)
-	$(BIN)/hidiff app
+	$(BIN)/hidiff app --demo
 
 clean:
 	rm -rf $(DEMO) .pytest_cache .ruff_cache build *.egg-info
