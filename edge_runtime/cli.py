@@ -3,7 +3,9 @@
 The runtime owns the root; upper layers (models, compress, benchmarks, apps) add their commands
 through the `hidiff.commands` entry-point group, so this module never imports them by name and a
 runtime-only install still has a working `hidiff`. An entry point loads either a `typer.Typer`
-(added as a command group under the entry point's name) or a function (added as a command).
+(a command group under the entry point's name) or a function (one command). Entry points are
+loaded lazily, only for the command that runs (all of them for `--help`), so `hidiff info` does
+not pay for importing torch or streamlit.
 
 Errors a user can fix (`HidiffError`) print as one line and exit with code 2; `--debug` adds the
 traceback.
@@ -12,10 +14,12 @@ traceback.
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 
 import typer
+import typer.main
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
 from edge_runtime import __version__
 from edge_runtime.console import console, log, setup_logging
@@ -57,29 +61,61 @@ def _unavailable(name: str, reason: str) -> Callable[[typer.Context], None]:
     return missing
 
 
+def _layer_entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load_layer_command(ep: EntryPoint) -> TyperCommand:
+    """The click command behind one entry point, or a stand-in saying what is missing."""
+    try:
+        obj = ep.load()
+    except ImportError as exc:
+        obj = _unavailable(ep.name, f"missing module {exc.name}")
+        settings = {"ignore_unknown_options": True, "allow_extra_args": True}
+    else:
+        settings = {}
+    holder = typer.Typer(pretty_exceptions_enable=False, add_completion=False)
+    if isinstance(obj, typer.Typer):
+        holder.add_typer(obj, name=ep.name)
+        holder.callback()(_holder_callback)  # a group, so the layer's group stays a sub-group
+        return typer.main.get_command(holder).commands[ep.name]
+    holder.command(name=ep.name, context_settings=settings)(obj)
+    return typer.main.get_command(holder)
+
+
+def _holder_callback() -> None:
+    """Makes a holder app a group; never runs (only its sub-command is used)."""
+
+
+class _LayeredGroup(TyperGroup):
+    """The root group: its own commands plus one per entry point, each loaded on first use."""
+
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(_layer_entry_points()))
+
+    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        ep = _layer_entry_points().get(cmd_name)
+        if ep is None:
+            return None
+        command = _load_layer_command(ep)
+        self.add_command(command, cmd_name)
+        return command
+
+
 def build_app() -> typer.Typer:
-    """The root app with every installed layer's commands registered."""
+    """The root app; every installed layer's commands are reachable through its group."""
     app = typer.Typer(
         name="hidiff",
+        cls=_LayeredGroup,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        try:
-            obj = ep.load()
-        except ImportError as exc:
-            app.command(
-                name=ep.name,
-                context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
-            )(_unavailable(ep.name, f"missing module {exc.name}"))
-            continue
-        if isinstance(obj, typer.Typer):
-            app.add_typer(obj, name=ep.name)
-        else:
-            app.command(name=ep.name)(obj)
     return app
 
 

@@ -92,3 +92,27 @@ def test_missing_extra_is_reported_not_crashed(monkeypatch, capsys) -> None:
         cli.main(["phantom", "case", "--seed", "1"])
     assert exc_info.value.code == 2
     assert "missing module torch" in capsys.readouterr().err
+
+
+def test_only_the_invoked_layer_is_imported() -> None:
+    """`hidiff info` must not pay for importing torch, the model or the app (lazy entry points)."""
+    code = (
+        "import sys\n"
+        "from edge_runtime.cli import main\n"
+        "try:\n"
+        "    main(['info', '--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert exc.code in (0, None), exc.code\n"
+        "loaded = [m for m in ('torch', 'models', 'compress', 'apps', 'streamlit') if m in sys.modules]\n"
+        "print('loaded=' + ','.join(loaded))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "loaded="
+
+
+def test_layer_groups_keep_their_names_in_usage() -> None:
+    out = run_hidiff("phantom", "case", "--help")
+    assert out.returncode == 0
+    assert "Usage: hidiff phantom case" in out.stdout
+    assert "install-completion" not in out.stdout
