@@ -13,32 +13,23 @@ ModelRange = tuple[float, float]
 UNIT_RANGE: ModelRange = (-1.0, 1.0)
 
 
-def hu_to_model(
-    hu: np.ndarray, window: tuple[float, float], model_range: ModelRange = UNIT_RANGE
+def to_model_space(
+    values: np.ndarray, window: tuple[float, float], model_range: ModelRange = UNIT_RANGE
 ) -> np.ndarray:
-    """CT HU -> model space: the window maps linearly onto `model_range`, clipped outside."""
+    """Scanner units -> model space: `window` (a CT's HU window, an MR's intensity range) maps
+    linearly onto `model_range`; values outside the window are clipped."""
     lo, hi = window
     a, b = model_range
-    unit = (np.asarray(hu, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    unit = (np.asarray(values, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
     return np.clip(np.float32(a) + np.float32(b - a) * unit, a, b).astype(np.float32)
 
 
-def intensity_to_model(
-    x: np.ndarray, intensity_range: tuple[float, float], model_range: ModelRange = UNIT_RANGE
+def from_model_space(
+    x: np.ndarray, window: tuple[float, float], model_range: ModelRange = UNIT_RANGE
 ) -> np.ndarray:
-    """MR intensities -> model space: `intensity_range` maps onto `model_range`, clipped."""
-    lo, hi = intensity_range
+    """Model space -> scanner units: the inverse of `to_model_space` inside the window."""
     a, b = model_range
-    unit = (np.asarray(x, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
-    return np.clip(np.float32(a) + np.float32(b - a) * unit, a, b).astype(np.float32)
-
-
-def model_to_intensity(
-    x: np.ndarray, intensity_range: tuple[float, float], model_range: ModelRange = UNIT_RANGE
-) -> np.ndarray:
-    """Model space -> MR intensities: the inverse of `intensity_to_model` inside its range."""
-    a, b = model_range
-    lo, hi = intensity_range
+    lo, hi = window
     unit = (np.asarray(x, dtype=np.float32) - np.float32(a)) / np.float32(b - a)
     return (np.float32(lo) + np.float32(hi - lo) * unit).astype(np.float32)
 

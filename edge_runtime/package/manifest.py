@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.errors import InputError, PackageError
-from edge_runtime.normalise import hu_to_model, model_to_intensity
+from edge_runtime.normalise import from_model_space, to_model_space
 from edge_runtime.samplers import SAMPLERS, Sampler, make_sampler
 
 MANIFEST_NAME = "manifest.json"
@@ -184,11 +184,11 @@ class Normalisation:
 
     def ct_to_model(self, hu: np.ndarray) -> np.ndarray:
         """HU -> model space, float32, clipped to model_range."""
-        return hu_to_model(hu, self.ct_hu_window, self.model_range)
+        return to_model_space(hu, self.ct_hu_window, self.model_range)
 
     def model_to_mr(self, x: np.ndarray, mr_range: tuple[float, float]) -> np.ndarray:
         """Model space -> MR intensities of an output whose range is `mr_range`, float32."""
-        return model_to_intensity(x, mr_range, self.model_range)
+        return from_model_space(x, mr_range, self.model_range)
 
 
 @dataclass(frozen=True)

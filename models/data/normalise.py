@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_runtime.normalise import (
-    body_percentile,
-    hu_to_model,
-    intensity_to_model,
-    model_to_intensity,
-)
+from edge_runtime.normalise import body_percentile, from_model_space, to_model_space
 from models.aphidiff.config import DataConfig
 
 mr_scale = body_percentile
@@ -24,14 +19,14 @@ mr_scale = body_percentile
 
 def ct_to_unit(hu: np.ndarray, cfg: DataConfig) -> np.ndarray:
     """HU -> [-1, 1] over the window [hu_min, hu_max], clipped outside, float32."""
-    return hu_to_model(hu, (cfg.hu_min, cfg.hu_max))
+    return to_model_space(hu, (cfg.hu_min, cfg.hu_max))
 
 
 def mr_to_unit(x: np.ndarray, scale: float) -> np.ndarray:
     """Signal -> [-1, 1] with `scale` -> 1 (values above it clipped)."""
-    return intensity_to_model(x, (0.0, scale))
+    return to_model_space(x, (0.0, scale))
 
 
 def mr_from_unit(x: np.ndarray, scale: float) -> np.ndarray:
     """Inverse of `mr_to_unit` (inside the clip range), float32."""
-    return model_to_intensity(x, (0.0, scale))
+    return from_model_space(x, (0.0, scale))
