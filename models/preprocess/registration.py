@@ -9,6 +9,7 @@ tuned without touching code.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,8 +208,13 @@ def _elastix_field(
         number_of_threads=settings.threads,
         **kwargs,
     )
-    dense = itk.transformix_deformation_field(moving_itk, transform)
-    arr = np.asarray(itk.array_from_image(dense), dtype=np.float64)
+    # transformix writes deformationField.nii.gz into its output directory (the working
+    # directory by default): keep it in a private temporary folder.
+    with tempfile.TemporaryDirectory(prefix="hidiff-transformix-") as scratch:
+        dense = itk.transformix_deformation_field(
+            moving_itk, transform, output_directory=scratch, log_to_console=False
+        )
+        arr = np.asarray(itk.array_from_image(dense), dtype=np.float64)
     return field_from_array(arr, fixed)
 
 
