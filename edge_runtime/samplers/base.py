@@ -159,11 +159,26 @@ class Sampler(ABC):
 
     # -- timesteps -------------------------------------------------------------------------
 
-    @abstractmethod
     def set_timesteps(
         self, num_inference_steps: int | None = None, timesteps: Sequence[int] | None = None
     ) -> None:
         """Choose the timesteps of inference: `n` spaced by the config, or an explicit list."""
+        t_max = self.schedule.num_train_timesteps
+        if (num_inference_steps is None) == (timesteps is None):
+            raise ValueError("pass exactly one of num_inference_steps or timesteps")
+        if timesteps is not None:
+            ts = check_custom_timesteps(timesteps, t_max)
+        else:
+            ts = self._spaced_timesteps(num_inference_steps)
+        self._store_timesteps(ts)
+        self._on_new_timesteps()
+
+    @abstractmethod
+    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
+        """The sampler's own rule for `n` inference timesteps, noisiest first."""
+
+    def _on_new_timesteps(self) -> None:  # noqa: B027 (an optional hook, empty by default)
+        """Reset per-run state (multistep history, noise levels) after new timesteps."""
 
     def _store_timesteps(self, ts: np.ndarray) -> None:
         ts = np.ascontiguousarray(ts, dtype=np.int64)

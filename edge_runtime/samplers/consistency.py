@@ -12,7 +12,6 @@ identity at t = 0 (Song et al. 2023, eq. 3; LCM's discrete-time scalings).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,6 @@ from edge_runtime.samplers.base import (
     SamplerConfig,
     SamplerOutput,
     SamplerStateError,
-    check_custom_timesteps,
     to_original_and_epsilon,
 )
 
@@ -68,27 +66,20 @@ class ConsistencySampler(Sampler):
         k = self.schedule.num_train_timesteps // c.original_inference_steps
         return np.arange(1, c.original_inference_steps + 1, dtype=np.int64) * k - 1
 
-    def set_timesteps(
-        self, num_inference_steps: int | None = None, timesteps: Sequence[int] | None = None
-    ) -> None:
+    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
         """`n` timesteps evenly spaced in index over the distillation schedule, from the
-        noisiest down (LCM's rule), or an explicit list from the package manifest."""
-        t_max = self.schedule.num_train_timesteps
-        if (num_inference_steps is None) == (timesteps is None):
-            raise ValueError("pass exactly one of num_inference_steps or timesteps")
-        if timesteps is not None:
-            ts = check_custom_timesteps(timesteps, t_max)
-        else:
-            origin = self.distillation_timesteps()[::-1]
-            n = num_inference_steps
-            if not 1 <= n <= origin.size:
-                raise ValueError(
-                    f"num_inference_steps must be in 1..{origin.size} "
-                    f"(original_inference_steps), got {n}"
-                )
-            idx = np.floor(np.linspace(0, origin.size, num=n, endpoint=False)).astype(np.int64)
-            ts = origin[idx]
-        self._store_timesteps(ts)
+        noisiest down (LCM's rule); an explicit list from the package manifest also works."""
+        origin = self.distillation_timesteps()[::-1]
+        n = num_inference_steps
+        if not 1 <= n <= origin.size:
+            raise ValueError(
+                f"num_inference_steps must be in 1..{origin.size} "
+                f"(original_inference_steps), got {n}"
+            )
+        idx = np.floor(np.linspace(0, origin.size, num=n, endpoint=False)).astype(np.int64)
+        return origin[idx]
+
+    def _on_new_timesteps(self) -> None:
         self._last_index = -1
 
     def boundary_scalings(self, timestep: int) -> tuple[float, float]:

@@ -11,7 +11,6 @@ network call is not told about, which we do not copy (see docs/runtime.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,6 @@ from edge_runtime.samplers.base import (
     SamplerConfig,
     SamplerOutput,
     TimestepSpacing,
-    check_custom_timesteps,
     spaced_timesteps,
     to_original_and_epsilon,
 )
@@ -56,19 +54,10 @@ class DDIMSampler(Sampler):
     kind = "ddim"
     config: DDIMConfig
 
-    def set_timesteps(
-        self, num_inference_steps: int | None = None, timesteps: Sequence[int] | None = None
-    ) -> None:
+    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
+        c = self.config
         t_max = self.schedule.num_train_timesteps
-        if (num_inference_steps is None) == (timesteps is None):
-            raise ValueError("pass exactly one of num_inference_steps or timesteps")
-        if timesteps is not None:
-            self._store_timesteps(check_custom_timesteps(timesteps, t_max))
-        else:
-            c = self.config
-            self._store_timesteps(
-                spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
-            )
+        return spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
 
     def _final_alpha_bar(self) -> float:
         return 1.0 if self.config.set_alpha_to_one else float(self.schedule.alphas_cumprod[0])

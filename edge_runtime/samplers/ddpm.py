@@ -6,7 +6,6 @@ model's package uses it as ground truth for what the few-step samplers approxima
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +17,6 @@ from edge_runtime.samplers.base import (
     SamplerConfig,
     SamplerOutput,
     TimestepSpacing,
-    check_custom_timesteps,
     spaced_timesteps,
     to_original_and_epsilon,
 )
@@ -52,19 +50,10 @@ class DDPMSampler(Sampler):
     kind = "ddpm"
     config: DDPMConfig
 
-    def set_timesteps(
-        self, num_inference_steps: int | None = None, timesteps: Sequence[int] | None = None
-    ) -> None:
+    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
+        c = self.config
         t_max = self.schedule.num_train_timesteps
-        if (num_inference_steps is None) == (timesteps is None):
-            raise ValueError("pass exactly one of num_inference_steps or timesteps")
-        if timesteps is not None:
-            self._store_timesteps(check_custom_timesteps(timesteps, t_max))
-        else:
-            c = self.config
-            self._store_timesteps(
-                spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
-            )
+        return spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
 
     def step(
         self,

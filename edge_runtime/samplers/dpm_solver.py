@@ -11,7 +11,6 @@ lambda_t = log(alpha_t / sigma_t), step size h = lambda_t' - lambda_t.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,7 +23,6 @@ from edge_runtime.samplers.base import (
     SamplerOutput,
     SamplerStateError,
     TimestepSpacing,
-    check_custom_timesteps,
     to_original_and_epsilon,
 )
 
@@ -89,27 +87,22 @@ class DPMSolverSampler(Sampler):
         self._history: list[np.ndarray] = []
         self._last_index = -1
 
-    def set_timesteps(
-        self, num_inference_steps: int | None = None, timesteps: Sequence[int] | None = None
-    ) -> None:
+    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
         c = self.config
         t_max = self.schedule.num_train_timesteps
-        if (num_inference_steps is None) == (timesteps is None):
-            raise ValueError("pass exactly one of num_inference_steps or timesteps")
-        if timesteps is not None:
-            ts = check_custom_timesteps(timesteps, t_max)
-        else:
-            ts = dpm_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
-        self._store_timesteps(ts)
+        return dpm_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
+
+    def _on_new_timesteps(self) -> None:
+        c = self.config
         # VE-form noise levels sigma = sqrt((1 - ab) / ab) at each timestep, then the final one.
         ab = self.schedule.alphas_cumprod.copy()
         if ab[-1] == 0.0:
             # A zero-terminal-SNR schedule has infinite sigma at T-1; like diffusers, use the
             # smallest positive float16 subnormal so the solver's log-SNR stays finite.
-            ab[-1] = self.config.zero_snr_alpha_bar
+            ab[-1] = c.zero_snr_alpha_bar
         ve = np.sqrt((1.0 - ab) / ab)
         last = ve[0] if c.final_sigmas_type == "sigma_min" else 0.0
-        self._sigmas = np.concatenate([ve[ts], [last]])
+        self._sigmas = np.concatenate([ve[self.timesteps], [last]])
         self._history = []
         self._last_index = -1
 
