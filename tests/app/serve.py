@@ -1,4 +1,4 @@
-"""Start the app as a user does (`hidiff app`, else `python -m apps.launch`) on a free port."""
+"""Start the app as a user does (`hidiff app`) on a free port."""
 
 from __future__ import annotations
 
@@ -23,12 +23,8 @@ def free_port() -> int:
 
 
 def launcher() -> list[str]:
-    """`hidiff app` once the entry point is registered; the same function otherwise."""
-    hidiff = Path(sys.executable).with_name("hidiff")
-    probe = subprocess.run([str(hidiff), "app", "--help"], capture_output=True, text=True)
-    if probe.returncode == 0 and "--demo-case" in probe.stdout:
-        return [str(hidiff), "app"]
-    return [sys.executable, "-m", "apps.launch"]
+    """`hidiff app`, exactly as a user starts it (the console script beside this Python)."""
+    return [str(Path(sys.executable).with_name("hidiff")), "app"]
 
 
 @contextlib.contextmanager
