@@ -2,10 +2,8 @@
 
 Public API (docs/phantom-contract.md, docs/phantom.md): `PhantomConfig`, `render_case`,
 `PhantomCase`, `write_case`, `write_cohort`, and the label tables `LABELS`, `VESSEL_LABELS`.
-
-READ FIRST (engineers working on this package): docs/phantom-contract.md fixes the case/cohort
-file contract and the Python API other parts of the project are built against, and
-docs/CONTRIBUTING.md has the house rules for working in this shared tree.
+docs/phantom-contract.md is the file contract the rest of the project is built against: change
+it only together with its readers.
 """
 
 from models.phantom.case import PhantomCase, render_case
