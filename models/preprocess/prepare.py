@@ -1,7 +1,7 @@
 """`hidiff prepare`: a cohort -> registered, normalised training pairs at the model's grids.
 
 Per case: register the MR to the CT, warp every MR sequence and the MR labels, measure QA,
-normalise (HU window, MR percentile scaling), resample to each requested in-plane grid, and write
+normalise (the model's HU window and MR body percentile, `normalise`), resample to each requested in-plane grid, and write
 it all into one folder atomically. A case whose QA fails is still written, with `excluded: true`
 and its reasons in `qa.json`, so training skips it knowingly. An interrupted run resumes: finished
 case folders are kept, half-written ones are removed.
@@ -31,7 +31,7 @@ from edge_runtime.errors import InputError
 from models.preprocess import qa
 from models.preprocess.cases import downsample, list_cases, read_case
 from models.preprocess.fields import warp
-from models.preprocess.normalise import NormalisationSpec, mr_range, normalise_ct, normalise_mr
+from models.preprocess.normalise import NormalisationSpec, body_mask
 from models.preprocess.registration import RegistrationConfig, register
 from models.preprocess.report import qa_figure, qa_markdown
 
@@ -116,16 +116,17 @@ def prepare_case(
         sitk.WriteImage(
             sitk.Cast(res.field, sitk.sitkVectorFloat32), str(tmp / "field_ct_to_mr.nii.gz")
         )
-        mr_ranges = {}
+        mr_scales = {}
         volumes: dict[str, tuple[sitk.Image, bool]] = {}
         for key, img in case.ct.items():
-            arr = normalise_ct(sitk.GetArrayFromImage(img), norm.ct)
-            volumes[key] = (_like(arr, img), False)
+            volumes[key] = (_like(norm.ct(sitk.GetArrayFromImage(img)), img), False)
+        body = body_mask(
+            ct_arr, None if case.labels is None else sitk.GetArrayFromImage(case.labels)
+        )
         for key, img in case.mr.items():
-            w = warp(img, res.field, interpolator="bspline")
-            lo, hi = mr_range(sitk.GetArrayFromImage(w), norm.mr)
-            mr_ranges[key] = [lo, hi]
-            volumes[key] = (_like(normalise_mr(sitk.GetArrayFromImage(w), lo, hi), img), False)
+            w = sitk.GetArrayFromImage(warp(img, res.field, interpolator="bspline"))
+            mr_scales[key] = norm.mr_scale(w, body)
+            volumes[key] = (_like(norm.mr(w, mr_scales[key]), img), False)
         if case.labels is not None:
             volumes["labels"] = (case.labels, True)
         if warped_labels is not None:
@@ -142,7 +143,7 @@ def prepare_case(
             "seconds": res.seconds,
             "excluded": not rec.passed,
             "qa": rec.to_dict(),
-            "mr_ranges": mr_ranges,
+            "mr_scales": mr_scales,
             "grids": list(cfg.grids),
         }
         atomic_write_json(tmp / "qa.json", record)
