@@ -56,8 +56,9 @@ def device(
         str | None,
         typer.Option(
             "--grid",
-            help="Comma-separated grids, e.g. 256,512 (default: each "
-            "package's own; a grid a package cannot run is recorded as skipped).",
+            help="Comma-separated input slice sizes, e.g. 256,512: G x G CT slices at the "
+            "package's field of view, resampled by the runtime to the package grid and back "
+            "inside the timed call (default: the engine alone on each package's own grid).",
         ),
     ] = None,
     batch: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes.")] = "1,4",
@@ -65,6 +66,16 @@ def device(
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls after the first.")] = 3,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Intra-op threads (default: all cores).")
+    ] = None,
+    extrapolate_above: Annotated[
+        float | None,
+        typer.Option(
+            "--extrapolate-above",
+            help="Seconds: a configuration whose call would take longer (predicted from the "
+            "first call) is timed as --repeats encoder calls + --repeats single denoiser steps "
+            "and extrapolated to the sampler's steps (flagged in the JSON and the report). "
+            "Default: DeviceBenchConfig.extrapolate_above_s (benchmarks/device/config.py).",
+        ),
     ] = None,
     torch_reference: Annotated[
         str,
@@ -99,6 +110,7 @@ def device(
         providers=_names(provider) or ("auto",),
         precisions=_names(precision),
         threads=threads,
+        **({} if extrapolate_above is None else {"extrapolate_above_s": extrapolate_above}),
     )
     ref = torch_reference.strip()
     run: Path | str | None = None
@@ -109,6 +121,8 @@ def device(
     for r in record["results"]:
         head = f"{r['package_name']} {r['provider_asked']} {r['precision_asked']} "
         head += f"{r['grid']}^2 b{r['batch']}: "
+        if r.get("extrapolated_from_steps"):
+            head += f"(extrapolated from {r['extrapolated_from_steps']} steps) "
         if r["status"] != "ok":
             typer.echo(head + f"{r['status']} ({r['reason']})")
             continue

@@ -18,7 +18,8 @@ class DeviceBenchConfig:
     warmup: int = 3
     # Batches of slices per call; 1 is the latency a viewer waits for, 4 the throughput case.
     batches: tuple[int, ...] = (1, 4)
-    # None: each package's own grid (format-1 graphs are built for one grid).
+    # Input slice sizes (G x G at the package's field of view, resampled by the runtime to the
+    # package grid and back, in the timed call); None: the engine alone on each package's grid.
     grids: tuple[int, ...] | None = None
     providers: tuple[str, ...] = ("auto",)
     # None: every precision the package ships.
@@ -36,6 +37,12 @@ class DeviceBenchConfig:
     # The optimised-graph cache is off so that every load time includes graph optimisation
     # (the cold start a clinic sees once per install; with the cache it is shorter).
     use_cache: bool = False
+    # A configuration whose call (predicted from the first call's encoder + steps x its first
+    # denoiser step) would take longer is timed by its parts: `repeats` encoder calls and
+    # `repeats` single denoiser steps, call = encoder + steps x step. 10 s keeps a 4-step edge
+    # package on whole-call timing and measures a 50-step 512^2 package (~50 s a call on 2
+    # cores) in minutes instead of 20 x 50 s per configuration.
+    extrapolate_above_s: float = 10.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

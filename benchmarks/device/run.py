@@ -35,7 +35,14 @@ DERIVATIONS = {
     "through every step of the package's sampler; outputs are numpy arrays, so the call has "
     "finished (synchronised) when it returns. Resampling, normalisation and file I/O excluded.",
     "latency_batch_s": "percentiles over `repeats` timed calls, after the first call and "
-    "`warmup` further untimed calls",
+    "`warmup` further untimed calls; for a package whose call would exceed "
+    "config.extrapolate_above_s (result.extrapolated_from_steps = N): resampling + encoder + "
+    "sampler_steps x one denoiser step, each percentile componentwise over N timed encoder "
+    "calls and N timed single steps of the package's own sampler (after `warmup` untimed)",
+    "grid": "without --grid: the package's own grid, one call = the engine alone; with --grid "
+    "G (input_grid): G x G CT slices covering the package's field of view, resampled onto the "
+    "package grid before the encoder and the output back onto G x G after the sampler, both "
+    "inside the timed call (resample_s_p50)",
     "latency_slice_s": "latency_batch_s / batch",
     "latency_volume_s": "latency_batch_s x ceil(volume_slices / batch): a volume of "
     "volume_slices slices run as consecutive batches (derived, not a separate run)",
@@ -49,7 +56,8 @@ DERIVATIONS = {
     "(CUDA/TensorRT only); torch: torch.cuda.max_memory_allocated",
     "ratios": "package / reference package (the first --package) for the same provider asked, "
     "grid and batch (same precision where the reference has it); speedup = reference p50 / "
-    "package p50; against torch: the torch row of the same grid and batch",
+    "package p50; against torch: the torch row of the same grid and batch; `extrapolated`: "
+    "either side's latency is extrapolated from timed steps",
     "package_size_bytes": "sum of the manifest's file sizes plus manifest.json",
 }
 
@@ -105,8 +113,8 @@ def _precisions(pkg: dict[str, Any], provider: str, cfg: DeviceBenchConfig) -> l
 
 
 def plan(packages: list[dict[str, Any]], cfg: DeviceBenchConfig) -> list[dict[str, Any]]:
-    """Every configuration to measure, in order; grids a package cannot run are kept as
-    `skipped` entries with the reason, so the record shows what was asked and not done."""
+    """Every configuration to measure, in order: `grid` is the input slice size (`--grid`,
+    resampled to the package's grid in the call) or, without `--grid`, the package's own."""
     jobs = []
     for pkg in packages:
         grids = list(cfg.grids) if cfg.grids else [pkg["grid"][0]]
@@ -121,8 +129,8 @@ def plan(packages: list[dict[str, Any]], cfg: DeviceBenchConfig) -> list[dict[st
                                 "provider_asked": provider,
                                 "precision_asked": precision,
                                 "grid": grid,
+                                "input_grid": grid if cfg.grids else None,
                                 "batch": batch,
-                                "runnable": [grid, grid] == pkg["grid"],
                             }
                         )
     return jobs
@@ -130,6 +138,10 @@ def plan(packages: list[dict[str, Any]], cfg: DeviceBenchConfig) -> list[dict[st
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
+
+
+def _extrapolated(result: dict[str, Any]) -> bool:
+    return bool(result.get("extrapolated_from_steps"))
 
 
 def ratios(
@@ -169,6 +181,7 @@ def ratios(
                     ),
                     "peak_rss_ratio": _ratio(r["peak_rss_mib"], ref["peak_rss_mib"]),
                     "size_ratio": _ratio(size[r["package_name"]], size[ref_name]),
+                    "extrapolated": _extrapolated(r) or _extrapolated(ref),
                 }
             )
         for torch_row in torch_rows:
@@ -191,6 +204,7 @@ def ratios(
                         ),
                         "peak_rss_ratio": _ratio(r["peak_rss_mib"], torch_row["peak_rss_mib"]),
                         "size_ratio": None,
+                        "extrapolated": _extrapolated(r) or bool(torch_row["extrapolated"]),
                     }
                 )
     return out
@@ -232,30 +246,22 @@ def run_device_bench(
     with progress() as bar:
         task = bar.add_task("device benchmark", total=len(jobs) + n_torch)
         for job in jobs:
-            runnable = job.pop("runnable")
-            if not runnable:
-                pkg = next(p for p in packages if p["path"] == job["package"])
-                g = pkg["grid"]
-                res: dict[str, Any] = {
-                    "status": "skipped",
-                    "reason": f"package graphs and manifest fix the grid to {g[0]}x{g[1]}; "
-                    "other grids are resampled to it by the Synthesizer",
-                }
-            else:
-                child = {
-                    "package": job["package"],
-                    "provider": job["provider_asked"],
-                    "precision": job["precision_asked"],
-                    "batch": job["batch"],
-                    "seed": cfg.seed,
-                    "warmup": cfg.warmup,
-                    "repeats": cfg.repeats,
-                    "percentiles": list(cfg.percentiles),
-                    "volume_slices": cfg.volume_slices,
-                    "threads": cfg.threads,
-                    "use_cache": cfg.use_cache,
-                }
-                res = _child("benchmarks.device.worker", child, cfg.child_timeout_s)
+            child = {
+                "package": job["package"],
+                "provider": job["provider_asked"],
+                "precision": job["precision_asked"],
+                "batch": job["batch"],
+                "input_grid": job["input_grid"],
+                "seed": cfg.seed,
+                "warmup": cfg.warmup,
+                "repeats": cfg.repeats,
+                "percentiles": list(cfg.percentiles),
+                "volume_slices": cfg.volume_slices,
+                "threads": cfg.threads,
+                "use_cache": cfg.use_cache,
+                "extrapolate_above_s": cfg.extrapolate_above_s,
+            }
+            res = _child("benchmarks.device.worker", child, cfg.child_timeout_s)
             results.append(job | {"repeats": cfg.repeats, "warmup": cfg.warmup} | res)
             bar.advance(task)
         torch_rows: list[dict[str, Any]] = []

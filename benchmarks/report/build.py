@@ -30,6 +30,8 @@ body{font-family:system-ui,sans-serif;margin:24px;max-width:1200px;color:#222}
 table{border-collapse:collapse;font-size:12px;margin:8px 0}
 td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}
 th{background:#f2f2f2}.note{color:#8a5a00}img{max-width:100%}
+tr.failed td{background:#fde0e0;color:#b00000;font-weight:bold}
+.headline{background:#eef4ff;border-left:4px solid #636efa;padding:6px 12px}
 """
 
 
@@ -37,10 +39,19 @@ def _md_table(df: pd.DataFrame) -> str:
     return tables.fmt(df).to_markdown(index=False) if len(df) else "(none)"
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    return (
-        tables.fmt(df).to_html(index=False, border=0, escape=True) if len(df) else "<p>(none)</p>"
+def _html_table(df: pd.DataFrame, failed_rows: frozenset[int] = frozenset()) -> str:
+    """An HTML table of `df` (numbers as `tables.fmt` shows them); rows in `failed_rows` red."""
+    if not len(df):
+        return "<p>(none)</p>"
+    shown = tables.fmt(df)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in shown.columns)
+    body = "".join(
+        ('<tr class="failed">' if i in failed_rows else "<tr>")
+        + "".join(f"<td>{html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for i, row in enumerate(shown.itertuples(index=False))
     )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _png_tag(path: Path, alt: str) -> str:
@@ -72,6 +83,7 @@ def build_report(
     if dev.empty:
         notes.append("no configuration of the device record was measured successfully")
     notes += tables.not_measured(rec)
+    notes += tables.extrapolated_notes(rec)
     t_rows = [t for t in rec["torch_reference"]["rows"] if t.get("status") == "ok"]
     if not rec["torch_reference"]["rows"]:
         notes.append("torch reference: " + rec["torch_reference"].get("note", "not given"))
@@ -85,6 +97,13 @@ def build_report(
         notes.append("accuracy: not given (--accuracy); no verdicts, box plots or heat map")
     if ledger is None:
         notes.append("compression ledger: not given (--ledger); no waterfall")
+    else:
+        notes += [
+            f"compression ledger: stage {st['stage']} {st.get('status')}: "
+            f"{st.get('reason') or 'no reason given'}"
+            for st in ledger.stages
+            if ledger.failed(st)
+        ]
 
     div_ids: list[str] = []
     sections: list[str] = []
@@ -106,6 +125,13 @@ def build_report(
         md += ["# HiDiff-Edge benchmark report", "", head, ""]
         md += [f"Device record: `{device_json}`; command: `{prov['command']}`", ""]
         sections.append(f"<h1>HiDiff-Edge benchmark report</h1><p>{html.escape(head)}</p>")
+        top = tables.headline(rec, acc.summary if acc is not None else None)
+        md += ["## Headline", "", *[f"- {line}" for line in top], ""]
+        sections.append(
+            '<div class="headline"><h2>Headline</h2><ul>'
+            + "".join(f"<li>{html.escape(line)}</li>" for line in top)
+            + "</ul></div>"
+        )
 
         # Device
         md += ["## Speed, memory and size on this device", "", _md_table(dev), ""]
@@ -135,11 +161,28 @@ def build_report(
         sections.append("<h3>Ratios measured in the same run</h3>" + _html_table(rat))
 
         # Ledger
-        if ledger is not None and ledger.metrics:
-            md += ["## Compression ledger", "", _md_table(pd.DataFrame(ledger.stages)), ""]
-            sections.append(
-                "<h2>Compression ledger</h2>" + _html_table(pd.DataFrame(ledger.stages))
+        if ledger is not None:
+            led = tables.ledger_table(ledger.stages)
+            failed = frozenset(i for i, st in enumerate(ledger.stages) if ledger.failed(st))
+            shown = led.copy()
+            if "status" in shown.columns:  # markdown has no colour: the word says it
+                shown["status"] = [
+                    f"**{str(v).upper()}**" if i in failed else v
+                    for i, v in enumerate(shown["status"])
+                ]
+            src = f"From `{ledger.path}`" + (
+                f" ({ledger.provenance.get('date', '')}, commit "
+                f"{ledger.provenance.get('commit', '?')})"
+                if ledger.provenance
+                else ""
             )
+            md += ["## Compression ledger", "", src, "", _md_table(shown), ""]
+            sections.append(
+                f"<h2>Compression ledger</h2><p>{html.escape(src)}; failed stages in red "
+                "with their reason (the pipeline continued from the stage before)</p>"
+                + _html_table(led, failed)
+            )
+        if ledger is not None and ledger.metrics:
             div_ids.append("fig-ledger")
             sections.append(_fig_div(plots.waterfall_figure(ledger), "fig-ledger"))
             pngs.append(plots.waterfall_png(ledger, figs / "ledger_waterfall.png").name)

@@ -61,6 +61,11 @@ def read_accuracy(root: Path) -> Accuracy:
     return Accuracy(root, summary, csv if csv.is_file() else None, figs)
 
 
+# Ledger statuses of a stage that did not make it into the pipeline (its successor starts from
+# the stage before it); any other status, or none, is a stage the pipeline kept.
+FAILED_STATUSES = ("failed", "rejected", "error")
+
+
 @dataclass
 class Ledger:
     """The compression ledger: one row per stage, in order, with numeric metrics."""
@@ -68,14 +73,31 @@ class Ledger:
     path: Path
     stages: list[dict[str, Any]]
     metrics: list[str]
+    provenance: dict[str, Any] | None = None
+
+    @staticmethod
+    def failed(stage: dict[str, Any]) -> bool:
+        return str(stage.get("status") or "").lower() in FAILED_STATUSES
+
+    @property
+    def kept(self) -> list[dict[str, Any]]:
+        """The stages the pipeline went through (failed ones left out), in order."""
+        return [s for s in self.stages if not self.failed(s)]
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
 
 
 def read_ledger(path: Path) -> Ledger:
-    """A ledger JSON: `{"stages": [{"stage": NAME, METRIC: number, ...}, ...]}` or that list.
+    """A ledger JSON: `{"stages": [{"stage": NAME, METRIC: number, ...}, ...], ...}` or that
+    list.
 
-    The compression pipeline (issue 8) writes per stage: parameters, FLOPs, package size, CPU
-    latency per slice and accuracy metrics; every numeric key present in the first stage and
-    in at least one other becomes a waterfall.
+    The compression pipeline (issue 8) writes per stage: params, gflops_per_slice,
+    sampler_steps, package_mb, cpu_latency_s_per_slice, peak_rss_mib, masked_ssim,
+    psnr_vs_teacher, `status` and `reason` (null where a stage has no such number, e.g. no
+    package for a torch stage). Every numeric key that at least two kept stages have becomes a
+    waterfall; a failed stage (status failed / rejected / error) is shown with its reason.
     """
     doc = _json(path, "ledger")
     stages = doc.get("stages") if isinstance(doc, dict) else doc
@@ -85,16 +107,22 @@ def read_ledger(path: Path) -> Ledger:
     for i, st in enumerate(stages):
         if not isinstance(st, dict) or not isinstance(st.get("stage", st.get("name")), str):
             raise InputError(f"ledger {path}: stage {i} has no 'stage' name")
+        for key in ("status", "reason"):
+            if st.get(key) is not None and not isinstance(st[key], str):
+                raise InputError(f"ledger {path}: stage {i} {key!r} is not a string")
         rows.append({"stage": st.get("stage", st.get("name")), **st})
-    first = rows[0]
-    metrics = [
-        k
-        for k, v in first.items()
-        if k not in ("stage", "name")
-        and isinstance(v, int | float)
-        and not isinstance(v, bool)
-        and any(isinstance(r.get(k), int | float) for r in rows[1:])
-    ]
-    if not metrics and len(rows) > 1:
+    kept = [r for r in rows if not Ledger.failed(r)]
+    metrics = list(
+        dict.fromkeys(
+            k
+            for r in kept
+            for k, v in r.items()
+            if k not in ("stage", "name")
+            and _number(v)
+            and sum(_number(x.get(k)) for x in kept) > 1
+        )
+    )
+    if not metrics and len(kept) > 1:
         raise InputError(f"ledger {path}: no numeric metric shared by the stages")
-    return Ledger(Path(path), rows, metrics)
+    prov = doc.get("provenance") if isinstance(doc, dict) else None
+    return Ledger(Path(path), rows, metrics, prov if isinstance(prov, dict) else None)

@@ -19,10 +19,16 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from benchmarks.report.inputs import Ledger
+from benchmarks.report.tables import EXTRAPOLATED
+
+FAILED_RED = "#d62728"
 
 
 def _label(df: pd.DataFrame) -> pd.Series:
-    return df["model"] + " " + df["precision"] + " / " + df["runtime"]
+    """model precision / runtime @ grid, marked when its latency is extrapolated."""
+    mark = df["timing"].str.startswith(EXTRAPOLATED).map({True: " (extrap.)", False: ""})
+    grid = " @" + df["grid"].astype(str) + "^2"
+    return df["model"] + " " + df["precision"] + " / " + df["runtime"] + grid + mark
 
 
 def latency_figure(dev: pd.DataFrame) -> go.Figure:
@@ -63,17 +69,30 @@ def memory_size_figure(dev: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _ledger_series(
+    ledger: Ledger, metric: str
+) -> tuple[list[dict], list[float], list[dict], list[str]]:
+    """Kept stages with `metric` and their values; failed stages with it; the x order."""
+    kept = [s for s in ledger.kept if isinstance(s.get(metric), int | float)]
+    failed = [
+        s for s in ledger.stages if ledger.failed(s) and isinstance(s.get(metric), int | float)
+    ]
+    drawn = {id(s) for s in kept + failed}
+    order = [s["stage"] for s in ledger.stages if id(s) in drawn]
+    return kept, [float(s[metric]) for s in kept], failed, order
+
+
 def waterfall_figure(ledger: Ledger) -> go.Figure:
-    """One waterfall per ledger metric: the first stage absolute, then each stage's change."""
+    """One waterfall per ledger metric: the first kept stage absolute, then each kept stage's
+    change; a failed stage is a red cross at its own value, its reason on hover."""
     n = len(ledger.metrics)
     fig = make_subplots(rows=n, cols=1, subplot_titles=ledger.metrics, vertical_spacing=0.08)
     for i, metric in enumerate(ledger.metrics, start=1):
-        stages = [s for s in ledger.stages if isinstance(s.get(metric), int | float)]
-        values = [float(s[metric]) for s in stages]
+        kept, values, failed, order = _ledger_series(ledger, metric)
         deltas = [values[0]] + [b - a for a, b in itertools.pairwise(values)]
         fig.add_trace(
             go.Waterfall(
-                x=[s["stage"] for s in stages],
+                x=[s["stage"] for s in kept],
                 y=deltas,
                 measure=["absolute"] + ["relative"] * (len(deltas) - 1),
                 name=metric,
@@ -81,6 +100,24 @@ def waterfall_figure(ledger: Ledger) -> go.Figure:
             row=i,
             col=1,
         )
+        if failed:
+            fig.add_trace(
+                go.Scatter(
+                    x=[s["stage"] for s in failed],
+                    y=[float(s[metric]) for s in failed],
+                    mode="markers+text",
+                    marker={"color": FAILED_RED, "symbol": "x", "size": 14},
+                    text=["failed"] * len(failed),
+                    textposition="top center",
+                    textfont={"color": FAILED_RED},
+                    hovertext=[f"{s['stage']} failed: {s.get('reason') or '?'}" for s in failed],
+                    hoverinfo="text",
+                    name="failed stage",
+                ),
+                row=i,
+                col=1,
+            )
+        fig.update_xaxes(categoryorder="array", categoryarray=order, row=i, col=1)
     fig.update_layout(title="Compression ledger", showlegend=False, height=300 * n + 100)
     return fig
 
@@ -146,13 +183,22 @@ def waterfall_png(ledger: Ledger, path: Path) -> Path:
     n = len(ledger.metrics)
     fig, axes = plt.subplots(n, 1, figsize=(8, 2.8 * n), squeeze=False)
     for ax, metric in zip(axes[:, 0], ledger.metrics, strict=True):
-        stages = [s for s in ledger.stages if isinstance(s.get(metric), int | float)]
-        values = [float(s[metric]) for s in stages]
+        kept, values, failed, order = _ledger_series(ledger, metric)
+        pos = {name: j for j, name in enumerate(order)}
         bottoms = [0.0] + [min(a, b) for a, b in itertools.pairwise(values)]
         heights = [values[0]] + [abs(b - a) for a, b in itertools.pairwise(values)]
         colours = ["tab:blue"] + [
-            "tab:green" if b >= a else "tab:red" for a, b in itertools.pairwise(values)
+            "tab:green" if b >= a else "tab:orange" for a, b in itertools.pairwise(values)
         ]
-        ax.bar([s["stage"] for s in stages], heights, bottom=bottoms, color=colours)
+        ax.bar([pos[s["stage"]] for s in kept], heights, bottom=bottoms, color=colours)
+        for s in failed:
+            x, y = pos[s["stage"]], float(s[metric])
+            ax.plot([x], [y], marker="x", color=FAILED_RED, markersize=12, mew=3)
+            ax.annotate("failed", (x, y), color=FAILED_RED, ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(order)))
+        ax.set_xticklabels(order, fontsize=8)
+        for tick, name in zip(ax.get_xticklabels(), order, strict=True):
+            if any(s["stage"] == name for s in failed):
+                tick.set_color(FAILED_RED)
         ax.set_title(metric, fontsize=9)
     return _save(fig, path)

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 MIB = 2**20
+EXTRAPOLATED = "extrapolated"
 
 
 def short_provider(name: str | None) -> str:
@@ -21,12 +22,14 @@ def device_table(rec: dict[str, Any]) -> pd.DataFrame:
     for r in rec["results"]:
         if r["status"] != "ok":
             continue
+        n_steps = r.get("extrapolated_from_steps")
         rows.append(
             {
                 "model": r["package_name"],
                 "runtime": f"onnxruntime {short_provider(r['provider_used'])}",
                 "precision": r["precision"],
                 "grid": r["grid"],
+                "input": "engine only" if not r.get("input_grid") else "resampled",
                 "batch": r["batch"],
                 "steps": r["sampler_steps"],
                 "threads": r["threads"],
@@ -39,7 +42,7 @@ def device_table(rec: dict[str, Any]) -> pd.DataFrame:
                 "peak RSS MiB": r["peak_rss_mib"],
                 "GPU MiB": r["gpu_memory_mib"],
                 "size MiB": sizes[r["package_name"]] / MIB,
-                "timed calls": len(r["timings_s"]),
+                "timing": timing_text(n_steps, len(r.get("timings_s", []))),
             }
         )
     for t in rec["torch_reference"]["rows"]:
@@ -51,6 +54,7 @@ def device_table(rec: dict[str, Any]) -> pd.DataFrame:
                 "runtime": f"torch {t['device']}",
                 "precision": "fp32",
                 "grid": t["grid"],
+                "input": "engine only",
                 "batch": t["batch"],
                 "steps": t["sampler"]["steps"],
                 "threads": t["threads"],
@@ -63,10 +67,32 @@ def device_table(rec: dict[str, Any]) -> pd.DataFrame:
                 "peak RSS MiB": t["peak_rss_mib"],
                 "GPU MiB": t.get("gpu_memory_mib"),
                 "size MiB": None,
-                "timed calls": t["denoiser_calls_timed"] if t["extrapolated"] else t["loops_timed"],
+                "timing": timing_text(
+                    t["denoiser_calls_timed"] if t["extrapolated"] else None,
+                    t.get("loops_timed", 0),
+                ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def timing_text(extrapolated_from_steps: int | None, whole_calls: int) -> str:
+    """How a row's latency was obtained, as the tables and figures show it."""
+    if extrapolated_from_steps:
+        return f"{EXTRAPOLATED} from {extrapolated_from_steps} timed steps"
+    return f"{whole_calls} whole calls"
+
+
+def extrapolated_notes(rec: dict[str, Any]) -> list[str]:
+    """One line per configuration whose latency is extrapolated from timed denoiser steps."""
+    return [
+        f"{r['package_name']} {r['precision']} {r['grid']}^2 batch {r['batch']}: latency "
+        f"{EXTRAPOLATED} from {r['extrapolated_from_steps']} timed denoiser steps and "
+        f"{len(r['encode_timings_s'])} encoder calls (call = encoder + {r['sampler_steps']} x "
+        "step median; the package's call is longer than the benchmark's whole-call limit)"
+        for r in rec["results"]
+        if r["status"] == "ok" and r.get("extrapolated_from_steps")
+    ]
 
 
 def not_measured(rec: dict[str, Any]) -> list[str]:
@@ -96,10 +122,54 @@ def ratio_table(rec: dict[str, Any]) -> pd.DataFrame:
             "speedup (p50)": x["speedup_p50"],
             "peak RSS ratio": x["peak_rss_ratio"],
             "size ratio": x["size_ratio"],
+            "latency": EXTRAPOLATED if x.get("extrapolated") else "measured",
         }
         for x in rec["ratios"]
     ]
     return pd.DataFrame(rows)
+
+
+def headline(rec: dict[str, Any], summary: dict[str, Any] | None) -> list[str]:
+    """The report's first lines: each package against the reference package measured in the
+    same run (latency, size, peak RSS) and the harness's non-inferiority verdicts, in words."""
+    ok = {
+        (r["package_name"], r["precision"], r["provider_asked"], r["grid"], r["batch"]): r
+        for r in rec["results"]
+        if r["status"] == "ok"
+    }
+    sizes = {p["name"]: p["size_bytes"] / MIB for p in rec["packages"]}
+    lines = []
+    for x in rec["ratios"]:
+        if x["against"] != "package" or x["speedup_p50"] is None:
+            continue
+        (a, ap), (b, bp) = x["package"].rsplit(" ", 1), x["reference"].rsplit(" ", 1)
+        key = (x["provider_asked"], x["grid"], x["batch"])
+        ra, rb = ok[(a, ap, *key)], ok[(b, bp, *key)]
+        mark = f" ({EXTRAPOLATED} from timed steps)" if x.get("extrapolated") else ""
+        lines.append(
+            f"{x['package']} vs {x['reference']} ({x['provider_asked']}, {x['grid']}^2, batch "
+            f"{x['batch']}): {ra['latency_slice_s']['p50'] * 1e3:.4g} vs "
+            f"{rb['latency_slice_s']['p50'] * 1e3:.4g} ms per slice (p50), "
+            f"{x['speedup_p50']:.3g}x faster{mark}; size {sizes[a]:.3g} vs {sizes[b]:.3g} MiB "
+            f"({x['size_ratio']:.3g}x); peak RSS {ra['peak_rss_mib']:.0f} vs "
+            f"{rb['peak_rss_mib']:.0f} MiB ({x['peak_rss_ratio']:.3g}x)"
+        )
+    if not lines:
+        lines.append("no two packages were measured in the same configuration: no ratio")
+    for c in (summary or {}).get("comparisons", []):
+        if c.get("status") == "ok" and c.get("noninferior") is not None:
+            lines.append(
+                f"{c['metric']}, {c['b']} vs {c['a']}: mean "
+                f"{c['mean_b']:.4g} vs {c['mean_a']:.4g} (n = {c['n']}): {verdict_text(c)}"
+            )
+    if summary is None:
+        lines.append("accuracy not given: no non-inferiority verdict")
+    return lines
+
+
+def ledger_table(stages: list[dict[str, Any]]) -> pd.DataFrame:
+    """The ledger's stages in order, every column as written (status and reason included)."""
+    return pd.DataFrame([{k: v for k, v in st.items() if k != "name"} for st in stages])
 
 
 def verdict_text(c: dict[str, Any]) -> str:

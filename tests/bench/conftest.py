@@ -33,11 +33,28 @@ def bench_packages(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def device_record_path(
     bench_packages: list[Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A real `run_device_bench` record of both packages: 2 grids (one not runnable), 2 batches."""
+    """A real `run_device_bench` record of both packages: 2 input grids (32 = theirs, 64), 2 batches."""
     from benchmarks.device.config import DeviceBenchConfig
     from benchmarks.device.run import run_device_bench
 
     out = tmp_path_factory.mktemp("dev") / "device.json"
     cfg = DeviceBenchConfig(repeats=3, warmup=1, batches=(1, 2), grids=(32, 64), providers=("cpu",))
+    run_device_bench(bench_packages, out, cfg, command=["test"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def extrapolated_record_path(
+    bench_packages: list[Path], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A real record in which every configuration is over the whole-call limit (set to 0 s):
+    latencies extrapolated from timed single steps, as for a slow 512^2 full package."""
+    from benchmarks.device.config import DeviceBenchConfig
+    from benchmarks.device.run import run_device_bench
+
+    out = tmp_path_factory.mktemp("dev-x") / "device.json"
+    cfg = DeviceBenchConfig(
+        repeats=5, warmup=1, batches=(1,), providers=("cpu",), extrapolate_above_s=0.0
+    )
     run_device_bench(bench_packages, out, cfg, command=["test"])
     return out
