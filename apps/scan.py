@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,14 @@ def open_upload(name: str, data: bytes, workdir: Path, limits: UploadLimits) -> 
     refuses traversal, symlinks and bombs before anything is written.
     """
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=workdir))
+    try:
+        return _open_upload(name, data, folder, limits)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing behind
+        raise
+
+
+def _open_upload(name: str, data: bytes, folder: Path, limits: UploadLimits) -> Scan:
     if name.lower().endswith(".zip"):
         if len(data) > limits.max_total_bytes:
             raise InputError(f"{name}: larger than the upload limit")

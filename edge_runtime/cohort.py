@@ -59,11 +59,13 @@ def phantom_ct(case: Path, phase: str) -> Path:
 
 def is_cohort(path: Path, phase: str) -> bool:
     """A folder of cases, rather than one case: it holds sub-folders or image files, and is
-    neither a DICOM series folder (DICOM files only) nor a phantom case (`ct_<phase>.nii.gz`)."""
+    neither a DICOM series folder (DICOM files only) nor a phantom case (`ct_<phase>.nii.gz`).
+    Symbolic links do not make a cohort: a DICOM export with a stray link (even a loop) is
+    one scan, and its reader refuses the link by name."""
     path = Path(path)
     if not path.is_dir() or phantom_ct(path, phase).is_file():
         return False
-    entries = [e for e in path.iterdir() if not e.name.startswith(".")]
+    entries = [e for e in path.iterdir() if not e.name.startswith(".") and not e.is_symlink()]
     return any(e.is_dir() for e in entries) or any(is_image_file(e) for e in entries)
 
 

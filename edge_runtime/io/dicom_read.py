@@ -75,6 +75,19 @@ def _float_list(value: object, n: int, what: str, where: str) -> np.ndarray:
     return arr
 
 
+def _rescale(slope: object, intercept: object, where: str) -> tuple[float, float]:
+    """(slope, intercept) of the modality LUT; absent means (1, 0). A slope of 0 would map
+    every pixel to the intercept and a non-finite one poisons them all: a corrupt header."""
+    s = 1.0 if slope in (None, "") else float(slope)  # type: ignore[arg-type]
+    b = 0.0 if intercept in (None, "") else float(intercept)  # type: ignore[arg-type]
+    if s == 0 or not np.isfinite(s) or not np.isfinite(b):
+        raise InputError(
+            f"{where}: RescaleSlope {slope} / RescaleIntercept {intercept} would not give "
+            "pixel values (a slope of 0 maps every pixel to one value); the header is corrupt"
+        )
+    return s, b
+
+
 def _records_single_frame(files: list[DicomFile]) -> list[SliceRecord]:
     records = []
     for f in files:
@@ -96,6 +109,7 @@ def _record_of_file(f: DicomFile) -> SliceRecord:
             "volume is unknown"
         )
     spacing = _float_list(ds.get("PixelSpacing"), 2, "PixelSpacing", where)
+    slope, intercept = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"), where)
     return SliceRecord(
         path=f.path,
         frame=None,
@@ -104,8 +118,8 @@ def _record_of_file(f: DicomFile) -> SliceRecord:
         pixel_spacing=(float(spacing[0]), float(spacing[1])),
         rows=int(ds.get("Rows", 0)),
         columns=int(ds.get("Columns", 0)),
-        slope=float(ds.get("RescaleSlope", 1.0) or 1.0),
-        intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
+        slope=slope,
+        intercept=intercept,
         thickness=float(ds.get("SliceThickness", 0.0) or 0.0),
     )
 
@@ -144,6 +158,11 @@ def _records_multiframe(f: DicomFile) -> list[SliceRecord]:
         if pos is None or iop is None:
             raise InputError(f"{where}: frame {i + 1} has no plane position/orientation")
         sp = _float_list(spacing, 2, f"PixelSpacing of frame {i + 1}", where)
+        slope, intercept = _rescale(
+            slope if slope not in (None, "") else ds.get("RescaleSlope"),
+            intercept if intercept not in (None, "") else ds.get("RescaleIntercept"),
+            f"{where} frame {i + 1}",
+        )
         records.append(
             SliceRecord(
                 path=f.path,
@@ -153,10 +172,8 @@ def _records_multiframe(f: DicomFile) -> list[SliceRecord]:
                 pixel_spacing=(float(sp[0]), float(sp[1])),
                 rows=int(ds.get("Rows", 0)),
                 columns=int(ds.get("Columns", 0)),
-                slope=float(slope if slope not in (None, "") else ds.get("RescaleSlope", 1.0)),
-                intercept=float(
-                    intercept if intercept not in (None, "") else ds.get("RescaleIntercept", 0.0)
-                ),
+                slope=slope,
+                intercept=intercept,
                 thickness=float(thickness or 0.0),
             )
         )
@@ -244,6 +261,11 @@ def _check_pixel_length(ds: Dataset, where: str, frames: int) -> None:
     size = Path(ds.filename).stat().st_size if isinstance(ds.filename, str) else None
     if length < expected or (size is not None and offset is not None and offset + length > size):
         raise InputError(f"{where}: truncated file: pixel data ends before the image does")
+    if length > expected + expected % 2:  # an odd length is padded to even: one byte more
+        raise InputError(
+            f"{where}: pixel data is longer ({length} bytes) than rows x columns x frames "
+            f"({expected} bytes): the header and the pixels disagree"
+        )
 
 
 def _decode(ds: Dataset, where: str) -> np.ndarray:

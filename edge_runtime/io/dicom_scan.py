@@ -35,6 +35,31 @@ SINGLE_FRAME_IMAGE_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.128": "PET",
     "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture",
 }
+# DICOM objects with pixel data (or none) that are not an image volume: a folder skips them, a
+# file given alone is refused by name (a segmentation or a dose grid is not a CT).
+NON_IMAGE_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "a DICOM Segmentation (SEG)",
+    "1.2.840.10008.5.1.4.1.1.66.7": "a Label Map Segmentation",
+    "1.2.840.10008.5.1.4.1.1.481.2": "an RT Dose",
+    "1.2.840.10008.5.1.4.1.1.481.3": "an RT Structure Set",
+    "1.2.840.10008.5.1.4.1.1.481.5": "an RT Plan",
+    "1.2.840.10008.5.1.4.1.1.11.1": "a Presentation State",
+    "1.2.840.10008.5.1.4.1.1.104.1": "an Encapsulated PDF",
+    "1.2.840.10008.5.1.4.1.1.88.11": "a Structured Report",
+    "1.2.840.10008.5.1.4.1.1.88.22": "a Structured Report",
+    "1.2.840.10008.5.1.4.1.1.88.33": "a Structured Report",
+}
+NON_IMAGE_MODALITIES = {
+    "SEG": "a DICOM Segmentation (SEG)",
+    "RTSTRUCT": "an RT Structure Set",
+    "RTDOSE": "an RT Dose",
+    "RTPLAN": "an RT Plan",
+    "PR": "a Presentation State",
+    "SR": "a Structured Report",
+    "KO": "a Key Object Selection",
+    "DOC": "a document",
+    "REG": "a Registration",
+}
 _DEFER = 1024  # bytes: values larger than this (pixel data) are read only when needed
 
 
@@ -62,16 +87,22 @@ class SeriesInfo:
         return f"{self.uid} '{desc}' {self.modality or '?'} ({self.n_images} files)"
 
 
-def read_header(path: Path) -> Dataset:
-    """The header of one DICOM file, pixel data deferred; InputError when unreadable."""
+def read_header(path: Path, force: bool = False) -> Dataset:
+    """The header of one DICOM file, pixel data deferred; InputError when unreadable.
+
+    `force` reads a file without the 128-byte preamble and DICM marker (old exports).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(path, defer_size=_DEFER)
+            ds = pydicom.dcmread(path, defer_size=_DEFER, force=force)
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({one_line(exc)})") from exc
     except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InputError(f"{path}: truncated or corrupt DICOM header") from exc
+    if force and "SOPClassUID" not in ds and not has_pixel_data(ds):
+        raise InputError(f"{path}: not a DICOM file (no DICM marker and no DICOM header)")
+    return ds
 
 
 def looks_like_dicom(path: Path) -> bool:
@@ -86,6 +117,37 @@ def looks_like_dicom(path: Path) -> bool:
 
 def has_pixel_data(ds: Dataset) -> bool:
     return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+
+
+def non_image_kind(ds: Dataset) -> str | None:
+    """What a DICOM object that is not an image volume is ("an RT Structure Set"), or None."""
+    meta = getattr(ds, "file_meta", None)
+    for sop in (
+        str(ds.get("SOPClassUID", "")),
+        str(meta.get("MediaStorageSOPClassUID", "")) if meta is not None else "",
+    ):
+        if sop in NON_IMAGE_SOP_CLASSES:
+            return NON_IMAGE_SOP_CLASSES[sop]
+    return NON_IMAGE_MODALITIES.get(str(ds.get("Modality", "")).upper())
+
+
+def check_links(folder: Path) -> None:
+    """Refuse links the scan cannot follow safely: a link that loops or points nowhere (a
+    slice of the export is missing) and a link to a folder (never followed, so its slices would
+    be silently left out)."""
+    for p in folder.rglob("*"):
+        if not p.is_symlink():
+            continue
+        if not p.exists():
+            raise InputError(
+                f"{p}: symbolic link that loops or points nowhere; copy the export without "
+                "links (cp -rL) so that no slice goes missing"
+            )
+        if p.is_dir():
+            raise InputError(
+                f"{p}: symbolic link to a folder, which is not followed (its slices would be "
+                "left out); copy the export without links (cp -rL)"
+            )
 
 
 def is_image_sop_class(ds: Dataset) -> bool:
@@ -106,6 +168,7 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
     error (a truncated copy must not silently shorten a volume).
     """
     folder = Path(folder)
+    check_links(folder)
     entries = sorted(
         p
         for p in folder.rglob("*")
@@ -125,8 +188,13 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
         )
     series: dict[str, SeriesInfo] = {}
     no_pixels: list[Path] = []
+    not_images: list[tuple[Path, str]] = []
     for f in dicom:
         ds = f.header
+        kind = non_image_kind(ds)
+        if kind is not None:
+            not_images.append((f.path, kind))
+            continue
         if not has_pixel_data(ds):
             if is_image_sop_class(ds):
                 raise InputError(
@@ -140,13 +208,21 @@ def scan_folder(folder: Path) -> list[SeriesInfo]:
             SeriesInfo(uid, str(ds.get("SeriesDescription", "")), str(ds.get("Modality", ""))),
         )
         info.files.append(f)
+    if not series and not_images:
+        path, kind = not_images[0]
+        raise InputError(
+            f"{folder}: no image series: {len(not_images) + len(no_pixels)} DICOM objects, none "
+            f"an image (e.g. {path.name}: {kind}, not an image)"
+        )
     if not series:
         raise InputError(
             f"{folder}: DICOM without pixel data ({len(no_pixels)} DICOM objects, e.g. "
             f"{no_pixels[0].name}, hold no image)"
         )
-    if no_pixels:
-        log.debug("%s: ignored %d DICOM objects without pixel data", folder, len(no_pixels))
+    if no_pixels or not_images:
+        log.debug(
+            "%s: ignored %d DICOM objects that are not images", folder, len(no_pixels + not_images)
+        )
     return sorted(series.values(), key=lambda s: (-s.n_images, s.uid))
 
 

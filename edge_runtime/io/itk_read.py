@@ -17,7 +17,7 @@ import SimpleITK as sitk
 from edge_runtime.errors import InputError
 from edge_runtime.io.config import ReadConfig, memory_limit_bytes
 from edge_runtime.io.image import ImageMetadata, MedicalImage
-from edge_runtime.io.nifti_scan import nonfinite_count
+from edge_runtime.io.nifti_scan import nonfinite_count, payload_bytes, read_nifti_header
 from edge_runtime.io.privacy import one_line
 
 ITK_SUFFIXES = {
@@ -117,6 +117,8 @@ def read_itk(path: Path, config: ReadConfig, fmt: str | None = None) -> MedicalI
             f"{path}: the header claims a {dims} volume ({need / 2**30:.1f} GiB to read), more "
             f"than the {limit / 2**30:.1f} GiB this machine can spare; refused before allocating"
         )
+    if (fmt or itk_format(path)) == "nifti":
+        _check_nifti_payload(path)
     try:
         with quiet_itk():
             img = reader.Execute()
@@ -164,3 +166,18 @@ def _modality_hint(reader: sitk.ImageFileReader) -> str:
                 if mod in value:
                     return mod
     return ""
+
+
+def _check_nifti_payload(path: Path) -> None:
+    """Refuse a NIfTI file that holds fewer voxel bytes than its header claims: ITK would read
+    it "successfully", allocating the claimed volume and filling what is missing with zeros."""
+    header = read_nifti_header(path)
+    if header is None:
+        return  # ITK parsed a header we cannot: let it decide
+    held = payload_bytes(path, header)
+    if held < header.payload:
+        dims = "x".join(str(d) for d in header.dims)
+        raise InputError(
+            f"{path}: truncated file: the header claims {dims} voxels of {header.bitpix} bits "
+            f"({header.payload:,} bytes) but the file holds only {held:,}"
+        )

@@ -18,8 +18,10 @@ from edge_runtime.io.dicom_read import read_series
 from edge_runtime.io.dicom_scan import (
     DicomFile,
     SeriesInfo,
+    has_pixel_data,
     looks_like_dicom,
     merge_all,
+    non_image_kind,
     read_header,
     scan_folder,
     select_series,
@@ -90,6 +92,9 @@ def _read(path: Path, series: str | None, cfg: ReadConfig, found: list[SeriesInf
     fmt = itk_format(path)
     if fmt is not None:
         return read_itk(path, cfg, fmt)
+    other = other_format(path)
+    if other is not None:
+        raise InputError(f"{path}: {other}")
     if looks_like_dicom(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
         return read_dicom_file(path, cfg)
     raise InputError(
@@ -99,12 +104,15 @@ def _read(path: Path, series: str | None, cfg: ReadConfig, found: list[SeriesInf
 
 def read_dicom_file(path: Path, cfg: ReadConfig) -> MedicalImage:
     """One DICOM file: an enhanced multi-frame volume, or a single slice (needs min_slices=1)."""
-    header = read_header(path)
-    from edge_runtime.io.dicom_scan import has_pixel_data
-
+    header = read_header(path, force=not looks_like_dicom(path))
+    kind = non_image_kind(header)
+    sop = header.get("SOPClassUID", "?")
     if not has_pixel_data(header):
+        what = f"{kind}, not an image; " if kind else ""
+        raise InputError(f"{path}: DICOM without pixel data ({what}SOP class {sop})")
+    if kind is not None:
         raise InputError(
-            f"{path}: DICOM without pixel data (SOP class {header.get('SOPClassUID', '?')})"
+            f"{path}: {kind}, not an image (SOP class {sop}); give the CT series it belongs to"
         )
     info = SeriesInfo(
         uid=str(header.get("SeriesInstanceUID", "")),
@@ -121,3 +129,30 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
     if not path.is_dir():
         return []
     return scan_folder(path)
+
+
+# Files a clinic hands over by mistake, known by their first bytes whatever their name says.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG picture (by its content), not a medical image"),
+    (b"\xff\xd8\xff", "a JPEG picture (by its content), not a medical image"),
+    (b"GIF8", "a GIF picture (by its content), not a medical image"),
+    (b"%PDF", "not an image: a PDF document"),
+    (
+        b"PK\x03\x04",
+        "a zip archive: unpack it first and give the folder (the app's upload takes zips)",
+    ),
+    (b"\x1f\x8b", "a gzip file whose name is not .nii.gz; unpack it or name it .nii.gz"),
+)
+
+
+def other_format(path: Path) -> str | None:
+    """What a file that is not a medical image is, from its first bytes, or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return what
+    return None
