@@ -2,16 +2,18 @@
 
 A small phantom cohort is rendered, two prediction folders are judged by the real accuracy
 harness (a copy of the truth, and the truth with Gaussian noise: a real degradation), and the
-report is built from that harness output, the device record and a ledger. Chromium then loads
-the single HTML file from disk with networking off; the test reads the rendered DOM (Plotly
-adds `js-plotly-plot` and draws `main-svg` only when its inlined bundle ran) and a screenshot.
+report is built from that harness output, the device record and a ledger with a failed stage.
+Debian's Chromium, driven by Playwright in an offline browser context, loads the single HTML
+file from disk; the test waits until Plotly has drawn every figure (its `main-svg` and the
+traces' paths inside every figure div: drawing is asynchronous, and a screenshot taken at
+`load` could precede it), then reads the DOM, the images, the failed row's colour, and the
+pixels of a screenshot of the first figure.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import matplotlib.image as mpimg
@@ -23,7 +25,7 @@ from benchmarks.report.build import build_report
 from benchmarks.report.tables import verdict_text
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
+ARGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -31,8 +33,14 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--virtual-time-budget=15000",
 ]
+# True once Plotly has drawn the traces (bars, boxes, waterfall) of every figure div named.
+DRAWN_JS = """ids => ids.every(id => {
+    const gd = document.getElementById(id);
+    return gd && gd._fullLayout && gd.querySelector('.main-svg')
+        && gd.querySelectorAll('.main-svg g.trace path').length > 0;
+})"""
+PLOTLY_BLUE = np.array([0x63, 0x6E, 0xFA]) / 255.0
 
 
 def _noisy_copy(src: Path, dst: Path, sd_fraction: float, seed: int) -> None:
@@ -70,10 +78,14 @@ def accuracy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_report_renders_offline_with_the_harness_verdicts(
     accuracy_dir: Path, device_record_path: Path, tmp_path: Path
 ) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     ledger = tmp_path / "ledger.json"
-    ledger.write_text(
-        json.dumps({"stages": [{"stage": "teacher", "mib": 2.4}, {"stage": "int8", "mib": 0.7}]})
-    )
+    stages = [
+        {"stage": "teacher", "package_mb": 2.4, "status": "ok", "reason": None},
+        {"stage": "int8 static", "package_mb": 0.7, "status": "failed", "reason": "SSIM drop"},
+        {"stage": "int8 dynamic", "package_mb": 0.8, "status": "ok", "reason": None},
+    ]
+    ledger.write_text(json.dumps({"stages": stages}))
     out = tmp_path / "report"
     made = build_report(device_record_path, out, accuracy_dir, ledger)
     summary = json.loads((accuracy_dir / "summary.json").read_text())
@@ -89,32 +101,40 @@ def test_report_renders_offline_with_the_harness_verdicts(
     assert any(p.startswith("accuracy_worst_") for p in made["pngs"])
     assert "accuracy_box_plots.png" in made["pngs"]
 
-    page = out / "report.html"
-    dom = subprocess.run(
-        [CHROMIUM, *FLAGS, "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    ).stdout
-    for div in made["plotly_divs"]:
-        start = dom.index(f'id="{div}"')
-        tag = dom[dom.rindex("<", 0, start) : dom.index(">", start)]
-        assert "js-plotly-plot" in tag, f"{div} was not rendered by plotly"
-    assert dom.count('class="main-svg"') >= len(made["plotly_divs"])
-    assert dom.count('<figure><img alt="') == len(
-        [p for p in made["pngs"] if p.startswith("accuracy_")]
-    )
+    page_uri = (out / "report.html").as_uri()
+    fetched: list[str] = []
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(offline=True, viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        page.on("request", lambda r: fetched.append(r.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(page_uri, wait_until="load", timeout=120_000)
+        page.wait_for_function(DRAWN_JS, arg=made["plotly_divs"], timeout=120_000)
 
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        [CHROMIUM, *FLAGS, f"--screenshot={shot}", "--window-size=1280,2000", page.as_uri()],
-        capture_output=True,
-        timeout=180,
-        check=True,
-    )
+        for div in made["plotly_divs"]:
+            assert "js-plotly-plot" in page.eval_on_selector(f"#{div}", "e => e.className")
+        images = page.eval_on_selector_all(
+            "figure img", "els => els.map(e => e.complete && e.naturalWidth > 0)"
+        )
+        assert images and all(images)
+        assert len(images) == len([p for p in made["pngs"] if p.startswith("accuracy_")])
+        red = page.eval_on_selector("tr.failed td", "e => getComputedStyle(e).color")
+        assert red == "rgb(176, 0, 0)"
+        assert "int8 static" in page.inner_text("tr.failed")
+
+        figure = page.locator("#fig-latency")
+        figure.scroll_into_view_if_needed()
+        shot = tmp_path / "latency.png"
+        figure.screenshot(path=str(shot))
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
+
+    assert not errors, errors
+    assert not [u for u in fetched if not u.startswith(("file:", "data:"))], fetched
     pixels = mpimg.imread(shot)[..., :3]
-    assert pixels.shape[:2] == (2000, 1280)
-    assert float(pixels.std()) > 0.05  # not a blank page
-    # Plotly's default bar colour (#636efa) is on screen: the first figure is drawn.
-    blue = np.all(np.abs(pixels - np.array([0x63, 0x6E, 0xFA]) / 255.0) < 0.03, axis=-1)
-    assert blue.sum() > 500
+    assert float(pixels.std()) > 0.05  # not a blank figure
+    # Plotly's first bar colour (#636efa) is on screen: the bars are drawn, not just the axes.
+    blue = np.all(np.abs(pixels - PLOTLY_BLUE) < 0.03, axis=-1)
+    assert blue.sum() > 500, blue.sum()
