@@ -68,6 +68,7 @@ class Plan:
     sequences: tuple[str, ...]
     threads: int
     predict_steps: int | None
+    variants: tuple[Variant, ...] = VARIANTS
 
     def train_args(self, v: Variant) -> list[str]:
         args = [
@@ -90,7 +91,7 @@ class Plan:
 
     def bench_args(self) -> list[str]:
         args = ["-m", "edge_runtime.cli", "bench", "accuracy"]
-        args += [a for v in VARIANTS for a in ("--pred", f"{v.name}={self.pred_dir(v)}")]
+        args += [a for v in self.variants for a in ("--pred", f"{v.name}={self.pred_dir(v)}")]
         args += ["--truth", str(self.test_data), "--sequences", ",".join(self.sequences)]
         args += ["--split", self.test_split] if self.test_split else []
         return [*args, "--out", str(self.out)]
@@ -130,7 +131,7 @@ def _check_run(plan: Plan, v: Variant) -> str:
 
 def _training_summaries(plan: Plan) -> dict[str, Any]:
     out = {}
-    for v in VARIANTS:
+    for v in plan.variants:
         s = json.loads((plan.run_dir(v) / "summary.json").read_text())
         keep = ("model", "steps", "wall_s", "images_per_s", "peak_memory_mib", "device")
         out[v.name] = {
@@ -142,7 +143,7 @@ def _training_summaries(plan: Plan) -> dict[str, Any]:
 
 def run_comparison(plan: Plan) -> Path:
     """Train, predict and judge every variant (resuming what exists); return the table's path."""
-    for v in VARIANTS:
+    for v in plan.variants:
         state = _check_run(plan, v)
         if state != "done":
             _run(plan.train_args(v) + (["--resume"] if state == "resume" else []), plan.threads)
@@ -155,10 +156,11 @@ def run_comparison(plan: Plan) -> Path:
         "kind": "hidiff-model-comparison/1",
         "provenance": provenance(sys.argv),
         "plan": {k: str(v) if isinstance(v, Path) else v for k, v in vars(plan).items()},
-        "variants": [dataclasses.asdict(v) for v in VARIANTS],
+        "variants": [dataclasses.asdict(v) for v in plan.variants],
+        "not_run": [v.name for v in VARIANTS if v not in plan.variants],
         "commands": {
-            "train": ["python", *plan.train_args(VARIANTS[0])],
-            "predict": ["python", *plan.predict_args(VARIANTS[0])],
+            "train": ["python", *plan.train_args(plan.variants[0])],
+            "predict": ["python", *plan.predict_args(plan.variants[0])],
             "bench": ["python", *plan.bench_args()],
         },
         "training": training,
@@ -185,11 +187,20 @@ def main(
     predict_steps: Annotated[
         int | None, typer.Option(help="Sampler steps (default: each model's own).")
     ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these variants (default all; the first stays the reference)."),
+    ] = None,
 ) -> None:
     """Train, predict and judge AP-HiDiff, both baselines and every ablation; write the table."""
+    names = [v.name for v in VARIANTS]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise InputError(f"--only: unknown variant(s) {unknown}; choose from {names}")
     plan = Plan(
         preset_name, train_data, train_split, test_data, test_split, work, out, steps,
         batch_size, seed, tuple(sequence or ("t2",)), threads, predict_steps,
+        tuple(v for v in VARIANTS if not only or v.name in only),
     )  # fmt: skip
     console.print(f"table: {run_comparison(plan)}")
 

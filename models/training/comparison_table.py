@@ -133,6 +133,8 @@ def comparison_markdown(summary: dict[str, Any], record: dict[str, Any]) -> str:
         "signed-rank (W) over patients, difference = method - reference.",
         "",
     ]
+    if record.get("not_run"):
+        out += [f"Not run (out of time on the shared CPU): {', '.join(record['not_run'])}.", ""]
     for seq in summary["sequences"]:
         out += [f"## {seq.upper()}: mean ± sd over patients", "", *_method_rows(summary, seq), ""]
     out += [

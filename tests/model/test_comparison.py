@@ -120,3 +120,7 @@ def test_markdown_lists_every_method_and_run() -> None:
         assert f"| {method} |" in md
     assert "2/4" in md  # < 3 mm lesions missed / visible
     assert "6 patients" in md
+    assert "Not run" not in md
+    assert "Not run (out of time on the shared CPU): no-gate." in comparison_markdown(
+        _summary(), {**record, "not_run": ["no-gate"]}
+    )
