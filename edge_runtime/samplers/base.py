@@ -66,6 +66,20 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class SpacedSamplerConfig(SamplerConfig):
+    """A sampler whose `n` steps are spread over 0..T-1 by a named rule (diffusers' fields)."""
+
+    # "leading" is diffusers' default for DDPM and DDIM, kept so their pipelines and ours agree.
+    timestep_spacing: TimestepSpacing = "leading"
+    steps_offset: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.timestep_spacing not in TIMESTEP_SPACINGS:
+            raise ValueError(f"unknown timestep_spacing {self.timestep_spacing!r}")
+
+
+@dataclass(frozen=True)
 class SamplerOutput:
     """One step's result: x_{t_prev} and the model's current estimate of x_0."""
 
@@ -268,3 +282,15 @@ class Sampler(ABC):
             out = denoise(self.scale_model_input(x_t, t), t)
             x_t = self.step(out, t, x_t, generator=generator).prev_sample
         return x_t
+
+
+class SpacedSampler(Sampler):
+    """A sampler whose timesteps follow `SpacedSamplerConfig`'s rule via `spaced_timesteps`."""
+
+    config_class: ClassVar[type[SamplerConfig]] = SpacedSamplerConfig
+    config: SpacedSamplerConfig
+
+    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
+        c = self.config
+        t_max = self.schedule.num_train_timesteps
+        return spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)

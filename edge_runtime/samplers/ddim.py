@@ -16,26 +16,21 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_runtime.samplers.base import (
-    TIMESTEP_SPACINGS,
-    Sampler,
-    SamplerConfig,
     SamplerOutput,
-    TimestepSpacing,
-    spaced_timesteps,
+    SpacedSampler,
+    SpacedSamplerConfig,
     to_original_and_epsilon,
 )
 
 
 @dataclass(frozen=True)
-class DDIMConfig(SamplerConfig):
+class DDIMConfig(SpacedSamplerConfig):
     # 0 is deterministic DDIM; 1 gives DDPM's ancestral noise level (paper eq. 16).
     eta: float = 0.0
     clip_sample: bool = True
     clip_sample_range: float = 1.0
     # After the last step, use alpha-bar = 1 (a clean image) rather than alpha-bar_0.
     set_alpha_to_one: bool = True
-    timestep_spacing: TimestepSpacing = "leading"
-    steps_offset: int = 0
     # Re-derive eps from the clipped x_0 (GLIDE); only matters when clipping bites.
     use_clipped_model_output: bool = False
 
@@ -43,21 +38,14 @@ class DDIMConfig(SamplerConfig):
         super().__post_init__()
         if self.eta < 0:
             raise ValueError(f"eta must be >= 0, got {self.eta}")
-        if self.timestep_spacing not in TIMESTEP_SPACINGS:
-            raise ValueError(f"unknown timestep_spacing {self.timestep_spacing!r}")
 
 
-class DDIMSampler(Sampler):
+class DDIMSampler(SpacedSampler):
     """The non-Markovian DDIM update, paper eq. 12."""
 
     config_class = DDIMConfig
     kind = "ddim"
     config: DDIMConfig
-
-    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
-        c = self.config
-        t_max = self.schedule.num_train_timesteps
-        return spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
 
     def _final_alpha_bar(self) -> float:
         return 1.0 if self.config.set_alpha_to_one else float(self.schedule.alphas_cumprod[0])

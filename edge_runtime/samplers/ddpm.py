@@ -12,12 +12,9 @@ from typing import Literal
 import numpy as np
 
 from edge_runtime.samplers.base import (
-    TIMESTEP_SPACINGS,
-    Sampler,
-    SamplerConfig,
     SamplerOutput,
-    TimestepSpacing,
-    spaced_timesteps,
+    SpacedSampler,
+    SpacedSamplerConfig,
     to_original_and_epsilon,
 )
 
@@ -25,35 +22,25 @@ VARIANCE_TYPES = ("fixed_small", "fixed_large")
 
 
 @dataclass(frozen=True)
-class DDPMConfig(SamplerConfig):
+class DDPMConfig(SpacedSamplerConfig):
     # "fixed_small" is the posterior variance beta-tilde (DDPM eq. 7); "fixed_large" is beta_t.
     variance_type: Literal["fixed_small", "fixed_large"] = "fixed_small"
     # Clip the x_0 estimate to the data range: images are scaled to [-1, 1] before training.
     clip_sample: bool = True
     clip_sample_range: float = 1.0
-    # "leading" is diffusers' default for DDPM, kept so their pipelines and ours agree.
-    timestep_spacing: TimestepSpacing = "leading"
-    steps_offset: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.variance_type not in VARIANCE_TYPES:
             raise ValueError(f"unknown variance_type {self.variance_type!r}: {VARIANCE_TYPES}")
-        if self.timestep_spacing not in TIMESTEP_SPACINGS:
-            raise ValueError(f"unknown timestep_spacing {self.timestep_spacing!r}")
 
 
-class DDPMSampler(Sampler):
+class DDPMSampler(SpacedSampler):
     """Ancestral sampling x_t -> x_{t'} through the Gaussian posterior q(x_{t'} | x_t, x_0)."""
 
     config_class = DDPMConfig
     kind = "ddpm"
     config: DDPMConfig
-
-    def _spaced_timesteps(self, num_inference_steps: int) -> np.ndarray:
-        c = self.config
-        t_max = self.schedule.num_train_timesteps
-        return spaced_timesteps(t_max, num_inference_steps, c.timestep_spacing, c.steps_offset)
 
     def step(
         self,

@@ -17,18 +17,17 @@ from typing import Literal
 import numpy as np
 
 from edge_runtime.samplers.base import (
-    TIMESTEP_SPACINGS,
     Sampler,
-    SamplerConfig,
     SamplerOutput,
     SamplerStateError,
+    SpacedSamplerConfig,
     TimestepSpacing,
     to_original_and_epsilon,
 )
 
 
 @dataclass(frozen=True)
-class DPMSolverConfig(SamplerConfig):
+class DPMSolverConfig(SpacedSamplerConfig):
     # 2 = DPM-Solver++(2M); 1 is first order (the same update as DDIM).
     solver_order: Literal[1, 2] = 2
     # Second-order correction of the paper ("midpoint") or its Heun variant.
@@ -40,7 +39,6 @@ class DPMSolverConfig(SamplerConfig):
     final_sigmas_type: Literal["zero", "sigma_min"] = "zero"
     # diffusers' default for this solver: the steps spread evenly over 0..T-1.
     timestep_spacing: TimestepSpacing = "linspace"
-    steps_offset: int = 0
     # Stand-in for alpha-bar = 0 at the last step of a zero-terminal-SNR schedule (2^-24).
     zero_snr_alpha_bar: float = 2.0**-24
 
@@ -52,8 +50,6 @@ class DPMSolverConfig(SamplerConfig):
             raise ValueError(f"unknown solver_type {self.solver_type!r}")
         if self.final_sigmas_type not in ("zero", "sigma_min"):
             raise ValueError(f"unknown final_sigmas_type {self.final_sigmas_type!r}")
-        if self.timestep_spacing not in TIMESTEP_SPACINGS:
-            raise ValueError(f"unknown timestep_spacing {self.timestep_spacing!r}")
 
 
 def dpm_timesteps(num_train_timesteps: int, n: int, spacing: str, steps_offset: int) -> np.ndarray:
