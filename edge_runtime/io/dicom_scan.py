@@ -87,6 +87,10 @@ class SeriesInfo:
         return f"{self.uid} '{desc}' {self.modality or '?'} ({self.n_images} files)"
 
 
+def _touch(ds: Dataset, elem: object) -> None:
+    """`Dataset.walk` callback: visiting an element is what converts it."""
+
+
 def read_header(path: Path, force: bool = False) -> Dataset:
     """The header of one DICOM file, pixel data deferred; InputError when unreadable.
 
@@ -96,10 +100,19 @@ def read_header(path: Path, force: bool = False) -> Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, defer_size=_DEFER, force=force)
+            # pydicom converts elements lazily, on first access: convert them all now (nested
+            # sequences included), so a hostile value fails here, not in whatever reads it later.
+            ds.walk(_touch)
+            if getattr(ds, "file_meta", None) is not None:
+                ds.file_meta.walk(_touch)
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({one_line(exc)})") from exc
-    except (EOFError, OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InputError(f"{path}: truncated or corrupt DICOM header") from exc
+    except PermissionError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from exc
+    except Exception as exc:  # the parser's every failure on these bytes is the file's fault
+        raise InputError(
+            f"{path}: truncated or corrupt DICOM header ({type(exc).__name__})"
+        ) from exc
     if force and "SOPClassUID" not in ds and not has_pixel_data(ds):
         raise InputError(f"{path}: not a DICOM file (no DICM marker and no DICOM header)")
     return ds

@@ -8,6 +8,10 @@ read, converted to float32 and checked for NaN/Inf, which no later step can hand
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +23,8 @@ from edge_runtime.io.config import ReadConfig, memory_limit_bytes
 from edge_runtime.io.image import ImageMetadata, MedicalImage
 from edge_runtime.io.nifti_scan import nonfinite_count, payload_bytes, read_nifti_header
 from edge_runtime.io.privacy import one_line
+
+log = logging.getLogger("hidiff.io")
 
 ITK_SUFFIXES = {
     ".nii": "nifti",
@@ -52,13 +58,39 @@ def _itk_message(exc: Exception) -> str:
 
 @contextlib.contextmanager
 def quiet_itk() -> Iterator[None]:
-    """ITK prints its warnings straight to stderr; a bad file must give one line, ours."""
+    """ITK prints its warnings straight to stderr, and the C libraries under it (NIfTI,
+    MetaImage) write to file descriptor 2 whatever ITK's switch says: a bad file must give one
+    line, ours. What they print is kept at debug level instead."""
     before = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    with captured_fd2() as captured:
+        try:
+            yield
+        finally:
+            sitk.ProcessObject.SetGlobalWarningDisplay(before)
+    if captured and captured[0].strip():
+        log.debug("ITK said: %s", one_line(captured[0]))
+
+
+@contextlib.contextmanager
+def captured_fd2() -> Iterator[list[str]]:
+    """Redirect file descriptor 2 into a temporary file for the block; yields its text after."""
+    text: list[str] = []
     try:
-        yield
-    finally:
-        sitk.ProcessObject.SetGlobalWarningDisplay(before)
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2 (embedded interpreters): nothing to hide
+        yield text
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            text.append(sink.read().decode("utf-8", "replace"))
 
 
 def read_header(path: Path) -> sitk.ImageFileReader:

@@ -463,6 +463,23 @@ def mha_non_orthonormal(root: Path) -> Path:
     return _mha(root / "sheared.mha", matrix="1 0 0 0.5 1 0 0 0 1")
 
 
+def mha_without_element_type(root: Path) -> Path:
+    """A MetaImage header missing ElementType (its C library prints four lines of its own)."""
+    target = root / "noetype.mha"
+    header = "ObjectType = Image\nNDims = 3\nDimSize = 5 4 3\nElementDataFile = LOCAL\n"
+    target.write_bytes(header.encode() + bytes(240))
+    return target
+
+
+def nifti_bad_dim0(root: Path) -> Path:
+    """A NIfTI whose dim[0] (the number of dimensions) is 9 (the NIfTI library prints)."""
+    target = _nifti(root / "dim9.nii", np.zeros((4, 5, 6), np.float32))
+    header = bytearray(target.read_bytes())
+    struct.pack_into("<h", header, 40, 9)
+    target.write_bytes(bytes(header))
+    return target
+
+
 # ---------------------------------------------------------------- the kinds: archives
 
 
@@ -685,6 +702,18 @@ KINDS: tuple[Kind, ...] = (
         "a non-rigid TransformMatrix",
         mha_non_orthonormal,
         ("non-orthonormal direction",),
+    ),
+    Kind(
+        "MHA without ElementType",
+        "a MetaImage header missing its voxel type",
+        mha_without_element_type,
+        ("cannot read image header",),
+    ),
+    Kind(
+        "NIfTI with dim[0] = 9",
+        "an impossible number of dimensions",
+        nifti_bad_dim0,
+        ("cannot read image header",),
     ),
     Kind(
         "zip path traversal",
