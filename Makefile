@@ -45,25 +45,45 @@ format: $(STAMP)
 
 # The benchmark run of issue 10: full (many-step) vs edge package on a held-out phantom cohort
 # that no training saw, device figures in child processes, accuracy, and the report.
-FULL_PKG ?= compress/packages/aphidiff-tiny-t2-fp32-ddim50
-EDGE_PKG ?= compress/packages/aphidiff-tiny-t2-fp32
-BENCH    ?= $(DEMO)/bench
+# FULL_PKG / EDGE_PKG: the shipped packages (the tiny 128^2 pair until the 512^2 ones exist);
+# LEDGER: their compression ledger, given to the report when the file exists; TORCH_REF: the
+# teacher timed in torch eager (a run folder, or preset:NAME). The cohort is at the full
+# package's grid, BENCH_N cases of BENCH_SLICES slices over the z FOV of
+# benchmarks/accuracy/heldout-cohort.json (100 mm, the phantom's smallest: 6.25 mm slices as in
+# training, the liver in about 11 of 16). The full package's synthesis dominates the time:
+# ~45 s per 512^2 slice on 2 cores, so ~36 min for 3 x 16 slices (BENCH_N=2: ~24 min).
+FULL_PKG  ?= compress/packages/aphidiff-tiny-t2-fp32-ddim50
+EDGE_PKG  ?= compress/packages/aphidiff-tiny-t2-fp32
+LEDGER    ?= compress/packages/ledger.json
+TORCH_REF ?= preset:full
+BENCH     ?= $(DEMO)/bench
+BENCH_N   ?= 3
+BENCH_SLICES ?= 16
+BENCH_GRID = $(shell python3 -c "import json; print(json.load(open('$(FULL_PKG)/manifest.json'))['grid']['shape'][0])")
+COHORT    = $(BENCH)/cohort-$(BENCH_GRID)-n$(BENCH_N)-s$(BENCH_SLICES)
+# Predictions per package and cohort: `hidiff synthesize` resumes into an existing folder.
+PRED_FULL = $(COHORT)-pred-$(notdir $(FULL_PKG))
+PRED_EDGE = $(COHORT)-pred-$(notdir $(EDGE_PKG))
 
 bench: $(STAMP)
-	$(BIN)/hidiff phantom bench --out benchmarks/results
-	@test -f $(BENCH)/cohort/cohort.json || \
-		$(BIN)/hidiff phantom cohort --n 4 --seed 2027 --grid 128 --slices 32 --out $(BENCH)/cohort
-	$(BIN)/hidiff synthesize $(BENCH)/cohort --package $(FULL_PKG) --sequence t2 --out $(BENCH)/pred-full
-	$(BIN)/hidiff synthesize $(BENCH)/cohort --package $(EDGE_PKG) --sequence t2 --out $(BENCH)/pred-edge
+	start=$$(date +%s) && \
+	$(BIN)/hidiff phantom bench --out benchmarks/results && \
+	{ test -f $(COHORT)/cohort.json || $(BIN)/hidiff phantom cohort --n $(BENCH_N) --seed 2027 \
+		--grid $(BENCH_GRID) --slices $(BENCH_SLICES) \
+		--config benchmarks/accuracy/heldout-cohort.json --out $(COHORT); } && \
+	$(BIN)/hidiff synthesize $(COHORT) --package $(FULL_PKG) --sequence t2 --out $(PRED_FULL) && \
+	$(BIN)/hidiff synthesize $(COHORT) --package $(EDGE_PKG) --sequence t2 --out $(PRED_EDGE) && \
 	stem=$$($(BIN)/python -m benchmarks.device.stamp) && \
 	$(BIN)/hidiff bench device --package $(FULL_PKG) --package $(EDGE_PKG) --batch 1,4 \
-		--repeats 20 --warmup 3 --torch-reference preset:full --torch-timed-steps 2 \
+		--repeats 20 --warmup 3 --torch-reference $(TORCH_REF) --torch-timed-steps 2 \
 		--out benchmarks/results/$$stem-device.json && \
-	$(BIN)/hidiff bench accuracy --pred full=$(BENCH)/pred-full --pred edge=$(BENCH)/pred-edge \
-		--truth $(BENCH)/cohort --sequences t2 --out benchmarks/results/$$stem-accuracy --overwrite && \
-	$(BIN)/hidiff bench report --device benchmarks/results/$$stem-device.json \
+	$(BIN)/hidiff bench accuracy --pred full=$(PRED_FULL) --pred edge=$(PRED_EDGE) \
+		--truth $(COHORT) --sequences t2 --out benchmarks/results/$$stem-accuracy --overwrite && \
+	ledger=$$(test -f "$(LEDGER)" && echo "--ledger $(LEDGER)" || true) && \
+	$(BIN)/hidiff bench report --device benchmarks/results/$$stem-device.json $$ledger \
 		--accuracy benchmarks/results/$$stem-accuracy --out $(BENCH)/report --overwrite && \
-	echo "report: $(BENCH)/report/report.html"
+	echo "report: $(BENCH)/report/report.html" && \
+	echo "make bench: total wall time $$(( $$(date +%s) - start )) s"
 
 app: $(STAMP)
 	$(BIN)/hidiff app --demo
