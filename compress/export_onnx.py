@@ -188,7 +188,7 @@ def gate(
         worst = min(psnr, key=psnr.get)
         raise ExportGateError(
             f"export refused: {role} output {worst} matches torch at only "
-            f"{psnr[worst]:.1f} dB PSNR (needs >= {cfg.psnr_min_db:.0f} dB for fp32); "
+            f"{psnr[worst]:.1f} dB PSNR (needs >= {cfg.psnr_min_db:.0f} dB); "
             f"max abs error {err[worst]:.3g}"
         )
     return result

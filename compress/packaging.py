@@ -224,6 +224,43 @@ def validation_metrics(
     }
 
 
+def contract(
+    mc: ModelConfig, scales: dict[str, float], seqs: tuple[str, ...], spacing: tuple[float, ...]
+) -> dict[str, Any]:
+    """The manifest's task, grid and normalisation of a model trained with `mc` (shared by the
+    full model's package and the compressed ones: same inputs, outputs and intensities)."""
+    return {
+        "task": {
+            "inputs": [
+                {"name": f"ct_{p}", "modality": "CT", "phase": MANIFEST_PHASES.get(p, p)}
+                for p in mc.data.ct_phases
+            ],
+            "outputs": [
+                {
+                    "name": f"mr_{q}",
+                    "sequence": q,
+                    "modality": "MR",
+                    "mr_range": [0.0, float(scales[q])],
+                    "sequence_index": SEQUENCES.index(q),
+                }
+                for q in seqs
+            ],
+            "context_slices": mc.data.context,
+        },
+        "grid": {
+            "shape": [mc.data.grid, mc.data.grid],
+            "spacing_mm": [float(spacing[1]), float(spacing[0])],
+            "slice_thickness_mm": float(spacing[2]),
+        },
+        "normalisation": {
+            "ct_hu_window": [float(mc.data.hu_min), float(mc.data.hu_max)],
+            "model_range": [-1.0, 1.0],
+            "mr_method": "percentile",
+            "mr_percentile": float(mc.data.mr_percentile),
+        },
+    }
+
+
 def build_package(
     run: Path,
     data: Path,
@@ -323,34 +360,7 @@ def build_package(
             f"synthetic {'/'.join(q.upper() for q in seqs)}, fp32, {cfg.sampler.upper()} {cfg.steps} steps. "
             "Not compressed: the full model's graphs as trained."
         ),
-        "task": {
-            "inputs": [
-                {"name": f"ct_{p}", "modality": "CT", "phase": MANIFEST_PHASES.get(p, p)}
-                for p in mc.data.ct_phases
-            ],
-            "outputs": [
-                {
-                    "name": f"mr_{q}",
-                    "sequence": q,
-                    "modality": "MR",
-                    "mr_range": [0.0, float(scales[q])],
-                    "sequence_index": SEQUENCES.index(q),
-                }
-                for q in seqs
-            ],
-            "context_slices": mc.data.context,
-        },
-        "grid": {
-            "shape": [mc.data.grid, mc.data.grid],
-            "spacing_mm": [float(spacing[1]), float(spacing[0])],
-            "slice_thickness_mm": float(spacing[2]),
-        },
-        "normalisation": {
-            "ct_hu_window": [float(mc.data.hu_min), float(mc.data.hu_max)],
-            "model_range": [-1.0, 1.0],
-            "mr_method": "percentile",
-            "mr_percentile": float(mc.data.mr_percentile),
-        },
+        **contract(mc, scales, seqs, spacing),
         "sampler": sampler,
         "graphs": {
             "fp32": {"encoder": "graphs/fp32/encoder.onnx", "denoiser": "graphs/fp32/denoiser.onnx"}

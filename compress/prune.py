@@ -1,0 +1,134 @@
+"""`prune`: structured channel pruning of encoder and denoiser together, then distillation.
+
+torch-pruning traces encode + one denoise step (`student.EncodeDenoise`), so every channel
+group is found across the whole inference path: residual adds, skip concatenations, the
+condition pyramid feeding the U-Net levels, the time embedding feeding every block. Channels
+are ranked per group by magnitude (L2) or Taylor (|w * dL/dw| on distillation batches) and the
+same fraction removed from each group. GroupNorm layers make torch-pruning prune the same
+number of channels inside each norm group, so channel counts stay divisible by the group count.
+Fixed outputs (anatomy code, modality prior, prediction head) are never pruned.
+
+The target is a ratio, or a FLOPs budget: the ratio is then found by bisection on copies
+(pruning the small preset takes half a second) so the denoiser step keeps at most that fraction
+of the teacher's FLOPs. Afterwards the pruned network is distilled from the teacher
+(`distil.distil_outputs`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch_pruning as tp
+
+from compress.distil import distil_outputs, output_loss
+from compress.recipe import PruneSpec
+from compress.student import (
+    EncodeDenoise,
+    Student,
+    encoder_denoiser_gflops,
+    example_inputs,
+    fixed_layers,
+    jsonable_history,
+)
+from models.aphidiff.model import APHiDiff
+from models.aphidiff.runtime_glue import alphas_cumprod
+from models.data.slices import SliceDataset
+
+# Grid at which FLOPs are counted for the budget (any size gives the same fraction).
+_FLOPS_SIZE = 128
+
+
+@dataclass
+class PruneResult:
+    student: Student
+    ratio: float
+    losses: list[float]
+
+    def info(self) -> dict[str, Any]:
+        return {"ratio": self.ratio, "loss_first": self.losses[:1], "loss_last": self.losses[-1:]}
+
+
+def _importance(kind: str) -> tp.importance.Importance:
+    if kind == "taylor":
+        return tp.importance.GroupTaylorImportance()
+    return tp.importance.GroupMagnitudeImportance(p=2)
+
+
+def prune_model(
+    model: APHiDiff,
+    ratio: float,
+    importance: str = "magnitude",
+    taylor_loss: torch.Tensor | None = None,
+) -> list[list[Any]]:
+    """Prune `model` in place by `ratio` per channel group; its JSON-able pruning history.
+
+    Taylor importance needs `taylor_loss`, a loss computed with `model` (its gradients rank the
+    channels)."""
+    if ratio <= 0:
+        return []
+    wrapper = EncodeDenoise(model)
+    pruner = tp.pruner.BasePruner(
+        wrapper,
+        list(example_inputs(model.cfg)),
+        _importance(importance),
+        pruning_ratio=ratio,
+        ignored_layers=fixed_layers(model),
+    )
+    if importance == "taylor":
+        if taylor_loss is None:
+            raise ValueError("taylor importance needs a loss to rank channels by")
+        model.zero_grad(set_to_none=True)
+        taylor_loss.backward()
+    pruner.step()
+    model.zero_grad(set_to_none=True)
+    return jsonable_history(pruner.pruning_history())
+
+
+def ratio_for_flops(model: APHiDiff, keep: float) -> float:
+    """The smallest per-group ratio whose pruned denoiser keeps <= `keep` of the FLOPs
+    (magnitude ranking for the search; bisection, 8 rounds)."""
+    mc = model.cfg
+    base = encoder_denoiser_gflops(model, mc, _FLOPS_SIZE)[1]
+    lo, hi = 0.0, 0.95
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        trial = copy.deepcopy(model)
+        prune_model(trial, mid, "magnitude")
+        if encoder_denoiser_gflops(trial, mc, _FLOPS_SIZE)[1] <= keep * base:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def prune_stage(
+    teacher: Student, data: SliceDataset, spec: PruneSpec, seed: int = 0
+) -> PruneResult:
+    """Prune a copy of the teacher as `spec` says and distil it from the teacher."""
+    student_model = copy.deepcopy(teacher.model)
+    mc = teacher.mc
+    ratio = spec.ratio if spec.flops is None else ratio_for_flops(student_model, spec.flops)
+    loss = None
+    if spec.importance == "taylor":
+        gen = torch.Generator().manual_seed(seed)
+        ab = alphas_cumprod(mc.diffusion)
+        loss = output_loss(
+            student_model, teacher.model, data.sample_batch(spec.batch, gen), ab, gen, 1.0
+        )
+    history = prune_model(student_model, ratio, spec.importance, loss)
+    losses = distil_outputs(
+        student_model,
+        teacher.model,
+        data,
+        mc,
+        spec.steps,
+        spec.batch,
+        spec.lr,
+        spec.truth_weight,
+        seed,
+    )
+    student = Student(student_model, mc, teacher.mr_scales, teacher.teacher, history, None)
+    return PruneResult(student, ratio, losses)
