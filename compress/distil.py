@@ -92,7 +92,7 @@ def distil_outputs(
             loss.backward()
             nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.update(task, advance=1)
     student.eval()
     return losses
@@ -197,7 +197,7 @@ def distil_trajectories(
             loss.backward()
             nn.utils.clip_grad_norm_(student.parameters(), 1.0)
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             bar.update(task, advance=1)
     student.eval()
     return losses

@@ -3,7 +3,9 @@
 Work happens in `<PKG>.work/`, one folder per stage (`00-teacher`, `01-prune`, ...). A stage's
 folder is written atomically and holds its artifacts and `row.json`, its ledger row: a folder
 that exists is a finished stage, so a killed run resumes at the stage it was in (the stage
-restarts; finished ones are read back). The ledger `<PKG>.ledger.json` is rewritten after every
+restarts; finished ones are read back). Each row carries its stage's key (the teacher, the
+evaluation and the settings of it and every earlier stage): an edited recipe reruns the stages
+it changed and all after them. The ledger `<PKG>.ledger.json` is rewritten after every
 stage, so it shows how far a run got and where it failed.
 
 Each row has the stage's params, GFLOPs per full-grid slice, sampler steps, package_mb (what
@@ -20,6 +22,8 @@ package is written.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
 import json
 import shutil
 import time
@@ -161,7 +165,11 @@ def stage_distill_steps(ctx: Context, prev: Path | None, dest: Path) -> dict[str
     spec = ctx.recipe.distill_steps
     assert spec is not None
     student = _student_from(ctx, prev)
-    cache = ctx.work / "distill-steps-trajectories.safetensors"
+    # The teacher's trajectories depend on the teacher (one per work folder) and on these only.
+    traj_key = _key(
+        {"teacher_steps": spec.teacher_steps, "n": spec.trajectories, "batch": spec.batch}
+    )
+    cache = ctx.work / f"distill-steps-trajectories-{traj_key}.safetensors"
     losses = distill_steps(student, ctx.teacher, ctx.train, spec, dest / "student", cache)
     assert student.sampler is not None
     return {
@@ -367,6 +375,34 @@ def _stage_dir_name(work: Path, stage: str) -> str:
     return f"missing-{stage}"
 
 
+def _key(doc: Any) -> str:
+    """A short content hash of JSON-able settings (which stage results are still valid)."""
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def stage_keys(recipe: Recipe, teacher_sha: str) -> dict[str, str]:
+    """Each stage's key: the teacher, the evaluation, and the settings of this stage and of every
+    stage before it. A finished stage whose key differs (the recipe was edited) is run again, and
+    so is everything after it, instead of resuming from results of settings nobody asked for."""
+    chain: list[Any] = [teacher_sha, recipe.sequence, dataclasses.asdict(recipe.eval)]
+    keys = {"teacher": _key(chain)}
+    for stage in recipe.stages:
+        chain.append(
+            [stage, dataclasses.asdict(recipe.spec(stage)), dataclasses.asdict(recipe.gates)]
+        )
+        keys[stage] = _key(chain)
+    return keys
+
+
+def _finished(folder: Path, key: str) -> dict[str, Any] | None:
+    """The row of a finished stage folder made with `key`, else None."""
+    path = folder / "row.json"
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    return row if row.get("key") == key else None
+
+
 def _read_rows(work: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(work.glob("*/row.json"))]
 
@@ -382,9 +418,11 @@ def write_ledger(path: Path, doc: dict[str, Any], rows: list[dict[str, Any]], st
 def _teacher_stage(ctx_args: dict[str, Any], work: Path) -> tuple[dict[str, Any], np.ndarray]:
     """The teacher's row and its outputs on the evaluation slices (cached in 00-teacher)."""
     folder = work / "00-teacher"
-    if (folder / "row.json").is_file():
+    key = ctx_args["key"]
+    done = _finished(folder, key)
+    if done is not None:
         arrays = np_load((folder / "outputs.safetensors").read_bytes())
-        return json.loads((folder / "row.json").read_text()), arrays["outputs"]
+        return done, arrays["outputs"]
     teacher: Student = ctx_args["teacher"]
     es: EvalSet = ctx_args["es"]
     spec: SamplerSpec = ctx_args["teacher_spec"]
@@ -405,6 +443,7 @@ def _teacher_stage(ctx_args: dict[str, Any], work: Path) -> tuple[dict[str, Any]
         **accuracy(out, es, None),
         "psnr_vs_teacher": float("inf"),
         "runtime": "torch",
+        "key": key,
     }
     with atomic_directory(folder, overwrite=True) as tmp:
         (tmp / "outputs.safetensors").write_bytes(np_save({"outputs": out}))
@@ -458,23 +497,36 @@ def run_recipe(
     }
     console.print(f"compress: teacher {teacher_run.name} ({mc.preset}), recipe {recipe.name}")
     start = time.perf_counter()
+    keys = stage_keys(recipe, teacher_info["checkpoint_sha256"])
     teacher_row, teacher_out = _teacher_stage(
-        {"teacher": teacher, "es": es, "teacher_spec": teacher_spec, "recipe": recipe}, work
+        {
+            "teacher": teacher,
+            "es": es,
+            "teacher_spec": teacher_spec,
+            "recipe": recipe,
+            "key": keys["teacher"],
+        },
+        work,
     )
     rows = [teacher_row]
     write_ledger(ledger_path, ledger_doc, rows, "running")
     ctx = Context(recipe, teacher, teacher_run, data, work, out, es, teacher_out, teacher_spec)
     prev: Path | None = None
+    stale = False
     for i, stage in enumerate(recipe.stages, start=1):
         folder = work / f"{i:02d}-{stage}"
-        if (folder / "row.json").is_file():
-            rows.append(json.loads((folder / "row.json").read_text()))
+        done = _finished(folder, keys[stage]) if not stale else None
+        if done is not None:
+            rows.append(done)
             console.print(f"  {stage}: done earlier (resumed)")
             prev = folder
             continue
+        if folder.is_dir():
+            console.print(f"  {stage}: settings changed since it ran, running it again")
+        stale = True  # every later stage read this one's output: none of them is valid now
         console.print(f"  {stage} ...")
         t0 = time.perf_counter()
-        row: dict[str, Any] = {"stage": stage}
+        row: dict[str, Any] = {"stage": stage, "key": keys[stage]}
         try:
             with atomic_directory(folder, overwrite=True) as tmp:
                 row.update(STAGE_FUNCTIONS[stage](ctx, prev, tmp))

@@ -20,6 +20,7 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch_pruning as tp
 
@@ -33,6 +34,7 @@ from compress.student import (
     fixed_layers,
     jsonable_history,
 )
+from edge_runtime.errors import InputError
 from models.aphidiff.model import APHiDiff
 from models.aphidiff.runtime_glue import alphas_cumprod
 from models.data.slices import SliceDataset
@@ -88,20 +90,26 @@ def prune_model(
 
 
 def ratio_for_flops(model: APHiDiff, keep: float) -> float:
-    """The smallest per-group ratio whose pruned denoiser keeps <= `keep` of the FLOPs
-    (magnitude ranking for the search; bisection, 8 rounds)."""
+    """The smallest per-group ratio, on a 0.05 grid, whose pruned denoiser keeps <= `keep` of
+    the FLOPs (magnitude ranking for the search).
+
+    A scan, not a bisection: kept FLOPs are not monotonic in the ratio. A GroupNorm layer needs
+    a channel per group, so torch-pruning leaves a narrow layer whole once the ratio would take
+    it below that, and a higher ratio can keep more FLOPs than a lower one."""
     mc = model.cfg
     base = encoder_denoiser_gflops(model, mc, _FLOPS_SIZE)[1]
-    lo, hi = 0.0, 0.95
-    for _ in range(8):
-        mid = (lo + hi) / 2
+    best = (1.0, 0.0)
+    for ratio in np.round(np.arange(0.05, 0.951, 0.05), 2):
         trial = copy.deepcopy(model)
-        prune_model(trial, mid, "magnitude")
-        if encoder_denoiser_gflops(trial, mc, _FLOPS_SIZE)[1] <= keep * base:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+        prune_model(trial, float(ratio), "magnitude")
+        kept = encoder_denoiser_gflops(trial, mc, _FLOPS_SIZE)[1] / base
+        if kept <= keep:
+            return float(ratio)
+        best = min(best, (kept, float(ratio)))
+    raise InputError(
+        f"prune.flops {keep}: unreachable, the most this network can be pruned keeps "
+        f"{best[0]:.3f} of its FLOPs (at ratio {best[1]}; GroupNorm groups need a channel each)"
+    )
 
 
 def prune_stage(

@@ -1,0 +1,73 @@
+"""Structured pruning (torch-pruning) of the tiny teacher: the saved student (config + pruning
+history + safetensors, no pickle) reloads to the very same network, and params/FLOPs drop as
+the ratio or FLOPs budget asks while GroupNorm channel counts stay divisible by their groups."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from compress.prune import prune_model, ratio_for_flops
+from compress.stage_io import teacher_student
+from compress.student import (
+    EncodeDenoise,
+    count_params,
+    encoder_denoiser_gflops,
+    example_inputs,
+    load_student,
+)
+from edge_runtime.errors import InputError
+
+
+def test_pruned_student_reloads_identically(short_run: Path, tmp_path: Path) -> None:
+    teacher, _ = teacher_student(short_run)
+    student = copy.deepcopy(teacher)
+    student.pruning_history = prune_model(student.model, 0.5)
+    assert student.pruning_history and all(
+        isinstance(i, int) for entry in student.pruning_history for i in entry[2]
+    )
+    student.save(tmp_path / "student")
+    assert not list((tmp_path / "student").glob("*.pt")), "no pickled modules"
+    back = load_student(tmp_path / "student")
+    inputs = example_inputs(teacher.mc, 128)
+    with torch.no_grad():
+        want = EncodeDenoise(student.model.eval())(*inputs)
+        got = EncodeDenoise(back.model)(*inputs)
+    assert torch.equal(want, got)
+    assert count_params(back.model) == count_params(student.model)
+
+
+def test_ratio_and_flops_targets(short_run: Path) -> None:
+    teacher, _ = teacher_student(short_run)
+    mc = teacher.mc
+    base_params = count_params(teacher.model)
+    base_flops = encoder_denoiser_gflops(teacher.model, mc, 128)[1]
+
+    half = copy.deepcopy(teacher.model)
+    prune_model(half, 0.5)
+    assert count_params(half) < 0.45 * base_params
+    assert encoder_denoiser_gflops(half, mc, 128)[1] < 0.4 * base_flops
+    for m in half.modules():
+        if isinstance(m, nn.GroupNorm):
+            assert m.num_channels % m.num_groups == 0
+
+    ratio = ratio_for_flops(teacher.model, 0.5)
+    budget = copy.deepcopy(teacher.model)
+    prune_model(budget, ratio)
+    assert encoder_denoiser_gflops(budget, mc, 128)[1] <= 0.5 * base_flops
+    assert 0.0 < ratio < 0.95
+    with pytest.raises(InputError, match="unreachable"):
+        ratio_for_flops(teacher.model, 0.01)
+
+
+def test_taylor_importance_prunes(short_run: Path) -> None:
+    teacher, _ = teacher_student(short_run)
+    model = copy.deepcopy(teacher.model)
+    inputs = example_inputs(teacher.mc, 64)
+    loss = EncodeDenoise(model)(*inputs).square().mean()
+    history = prune_model(model, 0.5, "taylor", loss)
+    assert history and count_params(model) < count_params(teacher.model)

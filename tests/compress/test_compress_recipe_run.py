@@ -1,0 +1,133 @@
+"""`hidiff compress --teacher --recipe --out` end to end on the tiny short run, with a recipe
+shrunk to seconds: every stage runs for real (torch-pruning, trajectory distillation, NNCF int8,
+ONNX + ORT export, the edge package), the ledger has a row per stage, the package verifies
+through the runtime; a rerun resumes every finished stage; an edited recipe reruns from the
+stage it changed; a quantization that misses its gate fails the recipe, with the ledger showing
+where and no package written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from compress.cli import app
+from compress.pipeline import CompressionFailed, run_recipe
+from compress.recipe import load_recipe
+from edge_runtime.cli import main
+from edge_runtime.package.loader import load_package
+from edge_runtime.package.selfcheck import verify_package
+
+TINY_RECIPE = {
+    "name": "tiny-test",
+    "description": "every stage, seconds each",
+    "sequence": "t2",
+    "eval": {"slices": 2, "teacher_timed_steps": 1, "latency_threads": 1, "latency_repeats": 1},
+    # An untrained teacher's SSIM means nothing: the mechanics are under test, not the quality.
+    "gates": {"max_ssim_drop": 1.0, "export_psnr_db": 60.0},
+    "stages": [
+        {"prune": {"ratio": 0.5, "steps": 2, "batch": 2}},
+        {
+            "distill-steps": {
+                "steps": 2,
+                "teacher_steps": 4,
+                "trajectories": 2,
+                "train_steps": 2,
+                "batch": 2,
+            }
+        },
+        {"quantize": {"precision": "int8", "calibration": 2, "psnr_min_db": 20.0}},
+        {"export": {"formats": ["onnx", "ort"]}},
+        {"package": {"reference_slices": 1}},
+    ],
+}
+
+
+def _recipe(tmp_path: Path, name: str, **quantize) -> Path:
+    doc = json.loads(json.dumps(TINY_RECIPE))
+    doc["stages"][2]["quantize"].update(quantize)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def compressed(short_run: Path, cohort: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("recipe")
+    recipe = _recipe(root, "tiny")
+    out = root / "pkg"
+    res = CliRunner().invoke(
+        app, ["--teacher", str(short_run), "--recipe", str(recipe), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return root, recipe, out
+
+
+def test_every_stage_has_a_ledger_row_and_the_package_verifies(compressed) -> None:
+    _, _, out = compressed
+    ledger = json.loads((out.parent / "pkg.ledger.json").read_text())
+    assert ledger["status"] == "ok"
+    names = [r["stage"] for r in ledger["stages"]]
+    assert names == ["teacher", "prune", "distill-steps", "quantize", "export", "package"]
+    for row in ledger["stages"]:
+        assert row["status"] == "ok" and row["key"]
+        for field in ("params", "gflops_per_slice", "sampler_steps", "package_mb", "masked_ssim"):
+            assert row[field] is not None, (row["stage"], field)
+    teacher, prune = ledger["stages"][0], ledger["stages"][1]
+    assert (
+        prune["params"] < teacher["params"]
+        and prune["gflops_per_slice"] < (teacher["gflops_per_slice"])
+    )
+    assert ledger["stages"][-1]["sampler_steps"] == 2
+    assert ledger["stages"][-1]["peak_rss_mib"] > 0
+    assert ledger["teacher_hash"] == ledger["teacher"]["checkpoint_sha256"]
+
+    package = load_package(out)
+    assert package.manifest.sampler.steps == 2
+    assert verify_package(package, "cpu").passed
+    assert any(p.name.endswith(".ort") for p in out.rglob("*"))
+
+
+def test_rerun_resumes_and_an_edit_reruns_from_the_changed_stage(
+    compressed, short_run: Path
+) -> None:
+    root, recipe, out = compressed
+    work = out.with_name("pkg.work")
+    before = json.loads((out.parent / "pkg.ledger.json").read_text())["stages"]
+
+    again = run_recipe(short_run, load_recipe(recipe), out)
+    assert [r.get("seconds") for r in again["stages"]] == [r.get("seconds") for r in before]
+
+    # Stricter quantization gate in the same work folder: prune and distill-steps are reused,
+    # quantize runs again, misses the gate, and the recipe fails there.
+    strict = _recipe(root, "strict", psnr_min_db=200.0, max_fp32_layers=0)
+    failed_out = root / "pkg-strict"
+    with pytest.raises(CompressionFailed, match="stage quantize failed"):
+        run_recipe(short_run, load_recipe(strict), failed_out, work=work)
+    ledger = json.loads((root / "pkg-strict.ledger.json").read_text())
+    assert ledger["status"] == "failed"
+    rows = {r["stage"]: r for r in ledger["stages"]}
+    assert rows["prune"]["seconds"] == before[1]["seconds"]
+    assert rows["distill-steps"]["seconds"] == before[2]["seconds"]
+    assert rows["quantize"]["status"] == "failed" and "dB" in rows["quantize"]["reason"]
+    assert "export" not in rows and "package" not in rows
+    assert not failed_out.exists()
+
+
+def test_a_failed_recipe_exits_2_with_one_line(
+    compressed, short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Through the real `hidiff` root: one error line naming the stage, exit 2, no package."""
+    root, _, _ = compressed
+    strict = _recipe(tmp_path, "strict", psnr_min_db=200.0, max_fp32_layers=0)
+    args = ["compress", "--teacher", short_run, "--recipe", strict, "--out", tmp_path / "pkg"]
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in [*args, "--work", root / "pkg.work"]])
+    assert exit_.value.code == 2
+    err = capsys.readouterr()
+    assert "stage quantize failed" in err.out + err.err
+    assert "Traceback" not in err.out + err.err
+    assert not (tmp_path / "pkg").exists()
