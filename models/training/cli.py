@@ -42,6 +42,13 @@ def train(
         int | None, typer.Option("--batch-size", help="Slices per step per process.")
     ] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option("--warmup-steps", help="Linear LR warm-up steps.")
+    ] = None,
+    ema_decay: Annotated[
+        float | None,
+        typer.Option("--ema-decay", help="EMA decay (a short run needs a shorter memory)."),
+    ] = None,
     seed: Annotated[
         int | None, typer.Option("--seed", help="Seed of weights, examples, noise.")
     ] = None,
@@ -82,6 +89,8 @@ def train(
         "steps": steps,
         "batch_size": batch_size,
         "lr": lr,
+        "warmup_steps": warmup_steps,
+        "ema_decay": ema_decay,
         "seed": seed,
         "precision": precision,
         "device": device,

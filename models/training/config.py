@@ -64,6 +64,10 @@ class TrainConfig:
             raise InputError(f"unknown sequence(s) {bad}; choose from {SEQUENCES}")
         if self.steps < 1 or self.batch_size < 1:
             raise InputError("steps and batch size must be >= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InputError(f"EMA decay must be in [0, 1), got {self.ema_decay}")
+        if self.warmup_steps < 0:
+            raise InputError(f"warm-up steps must be >= 0, got {self.warmup_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -105,12 +105,16 @@ def test_cli_train_then_predict_writes_case_folders(tiny_cohort, tmp_path):
             "wavelet_loss",
             "--sequence",
             "t2",
+            "--warmup-steps",
+            "1",
+            "--ema-decay",
+            "0.9",
         ],
     )
     assert res.exit_code == 0, res.output
-    assert (
-        json.loads((run / "config.json").read_text())["model"]["ablation"]["wavelet_loss"] is False
-    )
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["ablation"]["wavelet_loss"] is False
+    assert config["train"]["ema_decay"] == 0.9 and config["train"]["warmup_steps"] == 1
     res = runner.invoke(
         _app(),
         [
@@ -143,6 +147,11 @@ def test_cli_user_errors_are_hidiff_errors(tiny_cohort, tmp_path):
         ["train", "--data", str(tiny_cohort), "--out", str(tmp_path / "r"), "--preset", "huge"],
     )
     assert isinstance(res.exception, HidiffError) and "preset" in str(res.exception)
+    res = CliRunner().invoke(
+        _app(),
+        ["train", "--data", str(tiny_cohort), "--out", str(tmp_path / "r"), "--ema-decay", "1"],
+    )
+    assert isinstance(res.exception, HidiffError) and "EMA decay" in str(res.exception)
     res = CliRunner().invoke(
         _app(),
         [
