@@ -218,6 +218,12 @@ def package(
     validation_cases: Annotated[
         int, typer.Option("--validation-cases", help="Held-out cases scored.")
     ] = 2,
+    validation_slices: Annotated[
+        int | None,
+        typer.Option(
+            "--validation-slices", help="Liver slices scored per case, evenly spaced (all)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out.")] = False,
 ) -> None:
     """Build a verified fp32 edge package from a run: graphs, manifest, reference, metrics."""
@@ -228,6 +234,7 @@ def package(
         name=name,
         reference_slices=reference_slices,
         validation_cases=validation_cases,
+        validation_slices=validation_slices,
     )
     pkg, summary = build_package(run, data, out, cfg, overwrite=overwrite)
     console.print(f"package {pkg.name} -> {out} ({summary['bytes'] / 1e6:.1f} MB): verify passed")

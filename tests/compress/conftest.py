@@ -68,6 +68,8 @@ def built_package(short_run: Path, cohort: Path, tmp_path_factory) -> Path:
             "2",
             "--validation-cases",
             "1",
+            "--validation-slices",
+            "3",
         ],
     )
     assert res.exit_code == 0, res.output + repr(res.exception)

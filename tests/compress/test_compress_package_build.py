@@ -53,7 +53,7 @@ def test_manifest_records_the_run(built_package: Path, short_run: Path, cohort: 
     assert m.sampler.timesteps == (999, 749, 499, 249)
     # validation against the phantom's true MR of the held-out split
     val = m.validation["by_sequence"]["t2"]
-    assert val["cases"] == ["case-0002"] and val["slices"] > 0
+    assert val["cases"] == ["case-0002"] and val["slices"] == 3  # --validation-slices 3
     assert all(np.isfinite(v) for v in val["metrics"].values())
     assert m.validation["dataset"]["seed"] == 2 and m.validation["dataset"]["splits"] == [
         "test",
