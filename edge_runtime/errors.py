@@ -7,7 +7,13 @@ with code 2; anything else is a bug and keeps its traceback.
 
 
 class HidiffError(Exception):
-    """A problem the user can fix: the message says what and, where it helps, how."""
+    """A problem the user can fix: the message says what and, where it helps, how.
+
+    The message is one line whatever it quotes: a header value with a line break in it (a
+    hostile UID or description) is joined onto the line, so the CLI's one line stays one."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(" ".join(str(message).split()), *args)
 
 
 class InputError(HidiffError):
@@ -20,3 +26,4 @@ class PackageError(HidiffError):
 
 class MissingDependencyError(HidiffError):
     """An optional part of the distribution is needed but its extra is not installed."""
+

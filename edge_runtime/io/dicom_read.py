@@ -110,18 +110,27 @@ def _record_of_file(f: DicomFile) -> SliceRecord:
         )
     spacing = _float_list(ds.get("PixelSpacing"), 2, "PixelSpacing", where)
     slope, intercept = _rescale(ds.get("RescaleSlope"), ds.get("RescaleIntercept"), where)
+    rows, columns = _image_size(ds, where)
     return SliceRecord(
         path=f.path,
         frame=None,
         position=_float_list(ds.ImagePositionPatient, 3, "ImagePositionPatient", where),
         orientation=_float_list(ds.ImageOrientationPatient, 6, "ImageOrientationPatient", where),
         pixel_spacing=(float(spacing[0]), float(spacing[1])),
-        rows=int(ds.get("Rows", 0)),
-        columns=int(ds.get("Columns", 0)),
+        rows=rows,
+        columns=columns,
         slope=slope,
         intercept=intercept,
         thickness=float(ds.get("SliceThickness", 0.0) or 0.0),
     )
+
+
+def _image_size(ds: Dataset, where: str) -> tuple[int, int]:
+    """(Rows, Columns): both present and positive, or the file is refused."""
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    if rows <= 0 or cols <= 0:
+        raise InputError(f"{where}: Rows/Columns missing or zero ({rows}x{cols}): no image size")
+    return rows, cols
 
 
 def _functional(ds: Dataset, frame_item: Dataset | None, seq: str, attr: str) -> object:
@@ -146,6 +155,7 @@ def _records_multiframe(f: DicomFile) -> list[SliceRecord]:
     per_frame = ds.get("PerFrameFunctionalGroupsSequence")
     if per_frame is not None and len(per_frame) != n:
         raise InputError(f"{where}: {len(per_frame)} per-frame functional groups for {n} frames")
+    rows, columns = _image_size(ds, where)
     records = []
     for i in range(n):
         item = per_frame[i] if per_frame is not None else None
@@ -170,8 +180,8 @@ def _records_multiframe(f: DicomFile) -> list[SliceRecord]:
                 position=_float_list(pos, 3, f"ImagePositionPatient of frame {i + 1}", where),
                 orientation=_float_list(iop, 6, f"ImageOrientationPatient of frame {i + 1}", where),
                 pixel_spacing=(float(sp[0]), float(sp[1])),
-                rows=int(ds.get("Rows", 0)),
-                columns=int(ds.get("Columns", 0)),
+                rows=rows,
+                columns=columns,
                 slope=slope,
                 intercept=intercept,
                 thickness=float(thickness or 0.0),
@@ -395,6 +405,11 @@ def read_series(info: SeriesInfo, name: Path, config: ReadConfig) -> MedicalImag
                     volume[k] = apply_modality_lut(arr, ds).astype(np.float32)
                     ds.pop("PixelData", None)  # free the decoded bytes as we go
                 advance()
+    if not np.isfinite(volume).all():  # a huge RescaleSlope overflows float32
+        raise InputError(
+            f"{name}: rescaled pixel values beyond the range of 32-bit floats (RescaleSlope "
+            f"{first.get('RescaleSlope', 1)}); the header is corrupt"
+        )
     if geo.resample:
         volume = resample_uniform(volume, geo.positions_mm).astype(np.float32)
     meta = _metadata(first, info, source_format, name)

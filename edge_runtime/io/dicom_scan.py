@@ -61,6 +61,7 @@ NON_IMAGE_MODALITIES = {
     "REG": "a Registration",
 }
 _DEFER = 1024  # bytes: values larger than this (pixel data) are read only when needed
+_PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # (Float/DoubleFloat) PixelData
 
 
 @dataclass
@@ -87,8 +88,18 @@ class SeriesInfo:
         return f"{self.uid} '{desc}' {self.modality or '?'} ({self.n_images} files)"
 
 
-def _touch(ds: Dataset, elem: object) -> None:
-    """`Dataset.walk` callback: visiting an element is what converts it."""
+def _convert_all(ds: Dataset) -> None:
+    """Convert every element now (sequences included), leaving deferred pixel data on disk:
+    pydicom converts on first access, and a hostile value must fail in `read_header`. Any other
+    deferred value (a long one, or a corrupt length) is read now: it is no larger than the file."""
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if raw.value is None and int(tag) in _PIXEL_TAGS:
+            continue  # read only when needed, and its length checked then
+        elem = ds[tag]
+        if elem.VR == "SQ":
+            for item in elem.value:
+                _convert_all(item)
 
 
 def read_header(path: Path, force: bool = False) -> Dataset:
@@ -102,9 +113,9 @@ def read_header(path: Path, force: bool = False) -> Dataset:
             ds = pydicom.dcmread(path, defer_size=_DEFER, force=force)
             # pydicom converts elements lazily, on first access: convert them all now (nested
             # sequences included), so a hostile value fails here, not in whatever reads it later.
-            ds.walk(_touch)
+            _convert_all(ds)
             if getattr(ds, "file_meta", None) is not None:
-                ds.file_meta.walk(_touch)
+                _convert_all(ds.file_meta)
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({one_line(exc)})") from exc
     except PermissionError as exc:

@@ -93,7 +93,33 @@ def captured_fd2() -> Iterator[list[str]]:
             text.append(sink.read().decode("utf-8", "replace"))
 
 
+_MAX_DIMS = 4  # what read_itk can use (3-D, or 4-D with one volume)
+
+
+def _check_metaio_dims(path: Path) -> None:
+    """MetaImage (.mha/.mhd) headers are text that ITK trusts: NDims = 7e16 keeps its parser
+    busy for minutes. Read NDims ourselves (the header ends at ElementDataFile) first."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return  # ITK says why it cannot read the file
+    for raw in head.split(b"\n"):
+        key, sep, value = raw.partition(b"=")
+        key = key.strip().lower()
+        if key == b"elementdatafile":
+            return
+        if sep and key == b"ndims":
+            text = value.strip().decode("ascii", "replace")
+            if not text.isdigit() or not 1 <= int(text) <= _MAX_DIMS:
+                raise InputError(
+                    f"{path}: MetaImage header says NDims = {text[:20]}; a 3-D volume is needed"
+                )
+
+
 def read_header(path: Path) -> sitk.ImageFileReader:
+    if itk_format(path) == "mha":
+        _check_metaio_dims(path)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
     try:
@@ -125,9 +151,14 @@ def read_itk(path: Path, config: ReadConfig, fmt: str | None = None) -> MedicalI
             )
     elif dim > 4:
         raise InputError(f"{path}: {dim}-D image; a 3-D volume is needed")
+    if any(n <= 0 for n in size):
+        raise InputError(f"{path}: empty image: size {'x'.join(map(str, size))} in the header")
     spacing = list(reader.GetSpacing())
     if any(not np.isfinite(s) or s <= 0 for s in spacing[: min(dim, 3)]):
         raise InputError(f"{path}: zero or negative spacing {spacing[: min(dim, 3)]} in the header")
+    origin = list(reader.GetOrigin())
+    if not np.isfinite(origin).all():
+        raise InputError(f"{path}: non-finite origin {origin} in the header")
     direction = np.asarray(reader.GetDirection(), dtype=np.float64).reshape(dim, dim)
     d3 = direction[: min(dim, 3), : min(dim, 3)]
     if not np.allclose(d3.T @ d3, np.eye(d3.shape[0]), atol=config.orthonormal_tolerance):
@@ -175,13 +206,19 @@ def read_itk(path: Path, config: ReadConfig, fmt: str | None = None) -> MedicalI
                 f"{path}: contains {bad_nan} NaN and {bad_inf} infinite voxels; an image must be "
                 "finite everywhere"
             )
+    voxels = np.array(arr, dtype=np.float32)
+    if not np.isfinite(voxels).all():  # finite float64 values beyond float32's range
+        raise InputError(
+            f"{path}: voxel values up to {float(np.abs(arr).max()):.3g}, beyond the range of "
+            "32-bit floats; not a CT/MR intensity image"
+        )
     meta = ImageMetadata(
         modality=_modality_hint(reader),
         source_format=fmt or itk_format(path) or "itk",
         source_path=str(path),
     )
     return MedicalImage(
-        voxels=np.array(arr, dtype=np.float32),
+        voxels=voxels,
         origin=img.GetOrigin(),
         spacing=img.GetSpacing(),
         direction=img.GetDirection(),

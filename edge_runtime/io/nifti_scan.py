@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.errors import InputError
+
 _FLOAT_TYPES = {16: "f4", 64: "f8"}  # NIfTI datatype codes of real-valued floats
 _CHUNK = 1 << 24  # bytes per read (NaN/Inf count)
 _COUNT_CHUNK = 1 << 16  # bytes per read when counting a payload (a break loses < one)
@@ -86,7 +88,8 @@ def payload_bytes(path: Path, header: NiftiHeader) -> int:
     """How many of the header's payload bytes the file really holds (at most `payload`).
 
     Uncompressed: from the file size. Gzipped: inflated and counted in chunks (a cut stream
-    counts up to where it breaks), nothing kept.
+    counts up to where it breaks), nothing kept; a stream that breaks only after the voxels (no
+    end-of-stream marker, a bad checksum) is an `InputError`: the copy is damaged.
     """
     want = header.payload
     if not path.name.lower().endswith(".gz"):
@@ -100,9 +103,20 @@ def payload_bytes(path: Path, header: NiftiHeader) -> int:
                 if not block:
                     break
                 got += len(block)
-    except (OSError, EOFError, zlib.error):
-        pass  # a broken stream holds what was inflated before the break
+            while got >= want and fh.read(_COUNT_CHUNK):
+                pass  # to the end: gzip checks its end marker and checksum only there
+    except (OSError, EOFError, zlib.error, ValueError, OverflowError) as exc:
+        if got >= want:
+            raise _broken_stream(path, exc) from exc
+        # else a broken stream holds what was inflated before the break
     return got
+
+
+def _broken_stream(path: Path, exc: Exception) -> InputError:
+    return InputError(
+        f"{path}: damaged gzip stream ({type(exc).__name__}: cut or corrupt after the header); "
+        "copy the file again"
+    )
 
 
 def nonfinite_count(path: Path) -> tuple[int, int] | None:
@@ -112,19 +126,22 @@ def nonfinite_count(path: Path) -> tuple[int, int] | None:
         return None
     dtype = np.dtype(header.endian + _FLOAT_TYPES[header.datatype])
     nan = inf = 0
-    with _open(path) as fh:
-        fh.seek(header.vox_offset)
-        remaining = header.n_values * dtype.itemsize
-        carry = b""
-        while remaining > 0:
-            block = fh.read(min(_CHUNK, remaining))
-            if not block:
-                break
-            remaining -= len(block)
-            block = carry + block
-            usable = len(block) - len(block) % dtype.itemsize
-            carry = block[usable:]
-            values = np.frombuffer(block[:usable], dtype=dtype)
-            nan += int(np.isnan(values).sum())
-            inf += int(np.isinf(values).sum())
+    try:
+        with _open(path) as fh:
+            fh.seek(header.vox_offset)
+            remaining = header.n_values * dtype.itemsize
+            carry = b""
+            while remaining > 0:
+                block = fh.read(min(_CHUNK, remaining))
+                if not block:
+                    break
+                remaining -= len(block)
+                block = carry + block
+                usable = len(block) - len(block) % dtype.itemsize
+                carry = block[usable:]
+                values = np.frombuffer(block[:usable], dtype=dtype)
+                nan += int(np.isnan(values).sum())
+                inf += int(np.isinf(values).sum())
+    except (OSError, EOFError, zlib.error, ValueError, OverflowError) as exc:
+        raise _broken_stream(path, exc) from exc
     return nan, inf

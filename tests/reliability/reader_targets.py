@@ -70,7 +70,6 @@ def read_bytes(data: bytes, kind: str) -> MedicalImage | None:
     if image is not None:
         check_volume(image)
     return image
-    return image
 
 
 def dicom_header_parses(data: bytes) -> bool:
