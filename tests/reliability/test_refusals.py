@@ -65,23 +65,37 @@ def check_refusal(kind: Kind, target: Path, code: int, out: str, err: str) -> st
     return line
 
 
+# Linux keeps a process's peak RSS across exec, so a child forked from this (large) pytest
+# process would report pytest's size: a small launcher forks `hidiff` and reports its peak.
+_LAUNCH = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+os.write(int(os.environ["HIDIFF_PEAK_FD"]), str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_child(*args: str) -> tuple[int, str, str, float]:
     """A real `hidiff` process: exit code, stdout, stderr and its peak resident memory (MB).
 
-    Reaped with wait4 for its own rusage; its output (a line or two) fits the pipe buffers.
+    Its output (a line or two) fits the pipe buffers.
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400"}
-    proc = subprocess.Popen(
-        [HIDIFF, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    peak_r, peak_w = os.pipe()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "400", "HIDIFF_PEAK_FD": str(peak_w)}
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
-        out, err = proc.stdout.read(), proc.stderr.read()
+        proc = subprocess.run(
+            [sys.executable, "-c", _LAUNCH, HIDIFF, *args],
+            capture_output=True, text=True, env=env, pass_fds=(peak_w,), timeout=300,
+        )  # fmt: skip
     finally:
-        proc.stdout.close()
-        proc.stderr.close()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out, err, usage.ru_maxrss / 1024
+        os.close(peak_w)
+    with os.fdopen(peak_r, "rb") as fh:
+        peak_kb = int(fh.read() or b"0")
+    assert peak_kb > 0, proc.stderr
+    return proc.returncode, proc.stdout, proc.stderr, peak_kb / 1024
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
