@@ -6,6 +6,7 @@ finished. `os.replace` is atomic within one filesystem, which a sibling path gua
 """
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -14,9 +15,37 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.errors import HidiffError
+from edge_runtime.errors import DiskFullError, HidiffError
 
 _PARTIAL_TAG = ".partial-"
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True for the OSErrors of a full disk, a quota or a file-size limit, also when a library
+    re-raised one as its own error (pydicom: "With tag (7FE0,0010) got exception: ...")."""
+    for _ in range(8):
+        if exc is None:
+            return False
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_error(path: Path) -> DiskFullError:
+    """The one line for an output that did not fit; what was partly written is gone by then."""
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        free = f"{shutil.disk_usage(where).free / 1e6:.1f} MB free"
+    except OSError:
+        free = "free space unknown"
+    return DiskFullError(
+        f"cannot write {path}: no space left on the device ({free}); nothing partial was "
+        "kept: free some space or choose another output, then run again"
+    )
 
 
 def _partial_name(final: Path) -> Path:
@@ -53,8 +82,10 @@ def atomic_directory(final: Path, overwrite: bool = False) -> Iterator[Path]:
             shutil.rmtree(trash, ignore_errors=True)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(exc) or isinstance(exc, DiskFullError):  # named after `final`, not tmp
+            raise disk_full_error(final) from exc
         raise
 
 
@@ -69,8 +100,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(exc):
+            raise disk_full_error(path) from exc
         raise
     return path
 

@@ -7,14 +7,15 @@ runtime-only install still has a working `hidiff`. An entry point loads either a
 loaded lazily, only for the command that runs (all of them for `--help`), so `hidiff info` does
 not pay for importing torch or streamlit.
 
-Errors a user can fix (`HidiffError`) print as one line and exit with code 2; `--debug` adds the
-traceback.
+Errors a user can fix (`HidiffError`, and a full disk wherever it strikes) print as one line and
+exit with code 2; `--debug` adds the traceback.
 """
 
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 
 import typer
 import typer.main
@@ -22,6 +23,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from edge_runtime import __version__
+from edge_runtime.atomic import disk_full_error, is_disk_full
 from edge_runtime.console import console, log, setup_logging
 from edge_runtime.errors import HidiffError, MissingDependencyError
 
@@ -128,7 +130,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     _state["debug"] = "--debug" in args
     try:
-        build_app()(args=args, prog_name="hidiff")
+        try:
+            build_app()(args=args, prog_name="hidiff")
+        except Exception as exc:  # a full disk that a library's own write ran into
+            if isinstance(exc, HidiffError) or not is_disk_full(exc):
+                raise
+            raise disk_full_error(Path(getattr(exc, "filename", None) or "the output")) from exc
     except HidiffError as exc:
         if _state["debug"]:
             traceback.print_exc()

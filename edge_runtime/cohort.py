@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_runtime.atomic import atomic_directory, atomic_write_json, remove_partials
-from edge_runtime.errors import HidiffError, InputError
+from edge_runtime.errors import DiskFullError, HidiffError, InputError
 from edge_runtime.io.image import MedicalImage
 from edge_runtime.io.read import read_image
 from edge_runtime.io.write import write_nifti
@@ -190,6 +190,8 @@ def run_cohort(
             outcomes.append(
                 CaseOutcome(name, "done", seconds_per_slice=result.stats.seconds_per_slice)
             )
+        except DiskFullError:
+            raise  # not this case's fault: every later case would fail the same way
         except (HidiffError, OSError, RuntimeError, ValueError) as exc:
             # SimpleITK raises RuntimeError on unreadable files; each is this case's problem.
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

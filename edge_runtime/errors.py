@@ -27,3 +27,6 @@ class PackageError(HidiffError):
 class MissingDependencyError(HidiffError):
     """An optional part of the distribution is needed but its extra is not installed."""
 
+
+class DiskFullError(HidiffError):
+    """An output could not be written for want of space; nothing partial was left behind."""

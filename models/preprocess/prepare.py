@@ -28,6 +28,7 @@ from edge_runtime.atomic import (
 )
 from edge_runtime.console import progress
 from edge_runtime.errors import InputError
+from edge_runtime.io.write import write_sitk_image
 from models.preprocess import qa
 from models.preprocess.cases import downsample, list_cases, read_case
 from models.preprocess.fields import warp
@@ -113,8 +114,10 @@ def prepare_case(
         after = sitk.GetArrayFromImage(res.warped)
         qa_figure(tmp / "qa.png", ct_arr, before, after, jac, y, aspect=sz / sx)
         qa_markdown(tmp / "qa.md", case_id, res.method, res.seconds, rec)
-        sitk.WriteImage(
-            sitk.Cast(res.field, sitk.sitkVectorFloat32), str(tmp / "field_ct_to_mr.nii.gz")
+        write_sitk_image(
+            sitk.Cast(res.field, sitk.sitkVectorFloat32),
+            tmp / "field_ct_to_mr.nii.gz",
+            out / case_id / "field_ct_to_mr.nii.gz",
         )
         mr_scales = {}
         volumes: dict[str, tuple[sitk.Image, bool]] = {}
@@ -135,7 +138,11 @@ def prepare_case(
             gdir = tmp / f"grid{n}"
             gdir.mkdir()
             for key, (img, is_label) in volumes.items():
-                sitk.WriteImage(downsample(img, n, label=is_label), str(gdir / f"{key}.nii.gz"))
+                write_sitk_image(
+                    downsample(img, n, label=is_label),
+                    gdir / f"{key}.nii.gz",
+                    out / case_id / gdir.name / f"{key}.nii.gz",
+                )
         record = {
             "case": case_id,
             "split": split,

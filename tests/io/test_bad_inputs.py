@@ -15,7 +15,7 @@ import SimpleITK as sitk
 from iohelpers import SECRETS, ct_image, edit_file, files_of, run_hidiff
 from pydicom.data import get_testdata_file
 
-from edge_runtime.errors import HidiffError
+from edge_runtime.errors import DiskFullError, HidiffError
 from edge_runtime.io import MedicalImage, read_image, write_ct_series
 
 
@@ -347,7 +347,7 @@ def test_failed_write_leaves_nothing_that_looks_finished(tmp_path: Path, monkeyp
         return real_save(self, *args, **kwargs)
 
     monkeypatch.setattr(pydicom.Dataset, "save_as", dying_save)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(DiskFullError, match=f"cannot write {tmp_path / 'out'}: no space left"):
         write_ct_series(ct_image(), tmp_path / "out")
     assert calls["n"] == 3
     assert list(tmp_path.iterdir()) == []
