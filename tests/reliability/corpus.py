@@ -6,9 +6,11 @@ patient) and damaged in exactly one way. Nothing here is a stored binary blob: a
 function that writes its input under a folder and says which words the refusal must contain.
 
 `KINDS` drives tests/reliability/test_refusals.py (through `hidiff info`, `hidiff synthesize` and
-the app's upload) and docs/reliability.md's table. As a script it writes the whole corpus:
+the app's upload) and the README's "What it refuses and why" table. As a script it writes the
+whole corpus, or prints that table (each kind through a real `hidiff info`):
 
     .venv/bin/python tests/reliability/corpus.py OUT_FOLDER
+    .venv/bin/python tests/reliability/corpus.py --table
 """
 
 from __future__ import annotations
@@ -770,8 +772,46 @@ def write_corpus(out: Path) -> list[tuple[Kind, Path]]:
     return built
 
 
+def refusal_table() -> str:
+    """The README's "What it refuses and why" table: every kind, what it is, and the line a
+    real `hidiff info` process prints for it here (the input's folder shown as `…/`)."""
+    import subprocess
+    import tempfile
+
+    from apps.scan import open_upload
+    from apps.upload import UploadLimits
+    from edge_runtime.errors import InputError
+
+    def cell(text: str, root: Path) -> str:
+        text = " ".join(text.split()).replace(str(root) + "/", "…/").replace("|", "\\|")
+        return text if len(text) <= 200 else text[:199] + "…"
+
+    hidiff = str(Path(sys.executable).parent / "hidiff")
+    rows = ["| input | what it is | `hidiff info` says (exit 2) |", "| --- | --- | --- |"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, path in write_corpus(Path(tmp) / "corpus"):
+            run = subprocess.run(
+                [hidiff, "info", str(path)], capture_output=True, text=True,
+                env={**os.environ, "COLUMNS": "1000"},
+            )  # fmt: skip
+            assert run.returncode == 2, (kind.name, run.stderr)
+            line = cell(run.stderr.removeprefix("error: "), path.parent)
+            if kind.upload_message is not None and path.exists():
+                uploads = Path(tmp) / "uploads"
+                uploads.mkdir(exist_ok=True)
+                try:
+                    open_upload(*upload_of(path), uploads, UploadLimits())
+                except InputError as exc:
+                    line += f"; the app's upload: {cell(str(exc), uploads)}"
+            rows.append(f"| {kind.name} | {kind.why} | {line} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--table"]:
+        print(refusal_table())
+        sys.exit(0)
     if len(sys.argv) != 2:
-        sys.exit("usage: corpus.py OUT_FOLDER")
+        sys.exit("usage: corpus.py OUT_FOLDER | corpus.py --table")
     for kind, path in write_corpus(Path(sys.argv[1])):
         print(f"{kind.name:40s} {path}")

@@ -194,3 +194,18 @@ def test_app_refuses_every_kind_and_keeps_its_memory(
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert growth < IN_PROCESS_GROWTH_MB, growth
     assert peak < max(peak_before, rss_before + IN_PROCESS_GROWTH_MB), (peak, peak_before)
+
+
+def test_readme_lists_every_refused_kind_with_its_message() -> None:
+    """The README's "What it refuses and why" table is the corpus: one row per kind, in order,
+    whose message holds every word the refusal tests require (regenerate it with
+    `corpus.py --table` when a kind or a message changes)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## What it refuses and why", 1)[1].split("\n## ", 1)[0]
+    rows = [ln for ln in section.splitlines() if ln.startswith("| ") and " --- " not in ln][1:]
+    assert [r.split(" | ")[0].removeprefix("| ") for r in rows] == [k.name for k in KINDS]
+    for kind, row in zip(KINDS, rows, strict=True):
+        _, why, says = row.removeprefix("| ").removesuffix(" |").split(" | ", 2)
+        assert why == kind.why, kind.name
+        for word in kind.message + (kind.upload_message or ()):
+            assert word.lower() in says.lower(), (kind.name, word, says)
