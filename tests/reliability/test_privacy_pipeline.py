@@ -101,6 +101,28 @@ def test_cli_logs_errors_and_outputs_hold_no_identity(patient_series: Path, tmp_
                 assert secret not in p.read_bytes(), f"{secret!r} in the cache file {p}"
 
 
+def test_cohort_run_and_its_records_hold_no_identity(patient_series: Path, tmp_path: Path) -> None:
+    """The identified series as one case of a cohort: the console, each case's record and the
+    cohort's summary stay clean; the derived series of the case carries the patient."""
+    import shutil
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(patient_series, cohort / "ward-3-case")
+    out = tmp_path / "out"
+    run = hidiff(
+        "synthesize", cohort, "--package", PACKAGE, "--out", out, "--format", "dicom",
+        cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert_clean(run.stdout + run.stderr, "hidiff synthesize (cohort)")
+    records = [out / "synthesis_summary.json", out / "ward-3-case" / "synthesis.json"]
+    for record in records:
+        assert_clean(record.read_text(), record.name)
+    derived = sorted((out / "ward-3-case").rglob("*.dcm"))
+    assert derived, sorted(out.rglob("*"))
+    assert all(pydicom.dcmread(f).PatientID == PATIENT["PatientID"] for f in derived)
+
+
 def test_error_path_holds_no_identity(patient_series: Path, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
