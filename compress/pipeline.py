@@ -65,7 +65,7 @@ from compress.student import (
     encoder_denoiser_gflops,
     load_student,
 )
-from edge_runtime.atomic import atomic_directory, atomic_write_json
+from edge_runtime.atomic import atomic_directory, atomic_write_json, remove_partials
 from edge_runtime.console import console
 from edge_runtime.errors import HidiffError, InputError
 from edge_runtime.machine import provenance
@@ -472,6 +472,9 @@ def run_recipe(
     if not data.is_dir():
         raise InputError(f"{data}: no phantom cohort there (pass --data)")
     work.mkdir(parents=True, exist_ok=True)
+    remove_partials(work)  # stage folders a killed run left half-written
+    for stale in out.parent.glob(f".{out.name}.partial-*"):  # and its half-written package
+        shutil.rmtree(stale, ignore_errors=True)
     marker = work / "teacher.json"
     if marker.is_file() and json.loads(marker.read_text()) != teacher_info:
         raise InputError(
