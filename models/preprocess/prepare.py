@@ -45,8 +45,10 @@ class PrepareConfig:
     normalisation: NormalisationSpec = field(default_factory=NormalisationSpec)
     thresholds: qa.QAThresholds = field(default_factory=qa.QAThresholds)
     grids: tuple[int, ...] = GRIDS
-    liver_mask: bool = False  # restrict the similarity to the dilated CT liver
-    mask_dilation_mm: float = 20.0
+    # Use the CT and MR liver segmentations (label maps): the metric is restricted to the CT
+    # liver dilated by `mask_dilation_mm`, and Elastix also matches the two livers' distance maps.
+    liver_mask: bool = False
+    mask_dilation_mm: float = 5.0  # 20 mm let the still chest/back wall pull the sliding liver
     register_grid: int | None = None  # register on a coarser in-plane grid (tests); None = native
 
 
@@ -67,7 +69,7 @@ def prepare_case(
         case = downsample_case(case, cfg.register_grid)
     fixed, moving = case.fixed(), case.moving()
     liver = None
-    fmask = None
+    fmask = fixed_liver = moving_liver = None
     if case.labels is not None:
         liver = sitk.GetArrayFromImage(case.labels) == case.liver_label
         if not liver.any():
@@ -75,11 +77,19 @@ def prepare_case(
     if cfg.liver_mask:
         if case.labels is None or liver is None:
             raise InputError(f"{case_id}: --liver-mask needs a CT label map with a liver")
+        if case.mr_labels is None or not np.any(
+            sitk.GetArrayViewFromImage(case.mr_labels) == case.liver_label
+        ):
+            raise InputError(f"{case_id}: --liver-mask needs an MR label map with a liver")
         fmask = _liver_mask(case.labels, case.liver_label, cfg.mask_dilation_mm)
+        fixed_liver = sitk.Cast(case.labels == case.liver_label, sitk.sitkUInt8)
+        moving_liver = sitk.Cast(case.mr_labels == case.liver_label, sitk.sitkUInt8)
     res = register(
         fixed,
         moving,
         fixed_mask=fmask,
+        fixed_liver=fixed_liver,
+        moving_liver=moving_liver,
         config=cfg.registration,
         four_d_fields=case.four_d_arrays() if cfg.registration.method == "motion" else None,
     )
