@@ -17,6 +17,7 @@ import SimpleITK as sitk
 
 from edge_runtime.atomic import atomic_directory, atomic_write_json, ensure_writable_dir
 from edge_runtime.errors import HidiffError
+from edge_runtime.io.write import write_sitk_image
 from models.phantom.case import PhantomCase
 
 
@@ -31,7 +32,8 @@ def to_image(array: np.ndarray, case: PhantomCase) -> sitk.Image:
 
 
 def write_nifti(path: Path, array: np.ndarray, case: PhantomCase) -> None:
-    sitk.WriteImage(to_image(array, case), str(path), useCompression=True)
+    """gzip NIfTI, read back before the folder is renamed (ITK ignores a full disk)."""
+    write_sitk_image(to_image(array, case), Path(path))
 
 
 def case_volumes(case: PhantomCase) -> dict[str, np.ndarray]:

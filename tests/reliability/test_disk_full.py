@@ -152,3 +152,12 @@ def test_cohort_stops_at_the_full_disk_and_resumes(cohort: Path, tmp_path, tmpfs
             read_image(reference / name / "synth_mr_t2.nii.gz").voxels,
         )
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_phantom_case_on_a_full_disk(tmpfs: Tmpfs, capsys) -> None:
+    """The training data's writer too (`hidiff phantom case`, ITK's NIfTI writer underneath)."""
+    tmpfs.mount(16 * PAGE)  # the case needs ~1 MB
+    out = tmpfs.path / "case"
+    code, text = hidiff(capsys, "phantom", "case", "--seed", "1", "--grid", "64", "--out", out)
+    check_disk_full(code, text, out)
+    assert tmpfs.files() == [], "a partial case was left on the full disk"
