@@ -62,6 +62,7 @@ NON_IMAGE_MODALITIES = {
 }
 _DEFER = 1024  # bytes: values larger than this (pixel data) are read only when needed
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00008, 0x7FE00009}  # (Float/DoubleFloat) PixelData
+_BINARY_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "UN"}  # raw bytes: converting cannot fail
 
 
 @dataclass
@@ -88,18 +89,27 @@ class SeriesInfo:
         return f"{self.uid} '{desc}' {self.modality or '?'} ({self.n_images} files)"
 
 
-def _convert_all(ds: Dataset) -> None:
-    """Convert every element now (sequences included), leaving deferred pixel data on disk:
-    pydicom converts on first access, and a hostile value must fail in `read_header`. Any other
-    deferred value (a long one, or a corrupt length) is read now: it is no larger than the file."""
+def _stays_deferred(raw: object, tag: int, file_size: int | None) -> bool:
+    """A deferred (large) value left on disk: pixel data (read when needed, its length checked
+    then), or bytes of a binary VR (a vendor's private header) that lie inside the file. Any
+    other deferred value (long text, an unknown VR, a length past the end) is converted now."""
+    if int(tag) in _PIXEL_TAGS:
+        return True
+    end = (getattr(raw, "value_tell", None) or 0) + (getattr(raw, "length", None) or 0)
+    return getattr(raw, "VR", None) in _BINARY_VRS and file_size is not None and end <= file_size
+
+
+def _convert_all(ds: Dataset, file_size: int | None) -> None:
+    """Convert every element now (sequences included): pydicom converts on first access, and a
+    hostile value must fail in `read_header`, not in whatever reads it later."""
     for tag in list(ds.keys()):
         raw = ds.get_item(tag, keep_deferred=True)
-        if raw.value is None and int(tag) in _PIXEL_TAGS:
-            continue  # read only when needed, and its length checked then
+        if raw.value is None and _stays_deferred(raw, tag, file_size):
+            continue
         elem = ds[tag]
         if elem.VR == "SQ":
             for item in elem.value:
-                _convert_all(item)
+                _convert_all(item, file_size)
 
 
 def read_header(path: Path, force: bool = False) -> Dataset:
@@ -113,9 +123,10 @@ def read_header(path: Path, force: bool = False) -> Dataset:
             ds = pydicom.dcmread(path, defer_size=_DEFER, force=force)
             # pydicom converts elements lazily, on first access: convert them all now (nested
             # sequences included), so a hostile value fails here, not in whatever reads it later.
-            _convert_all(ds)
+            size = path.stat().st_size
+            _convert_all(ds, size)
             if getattr(ds, "file_meta", None) is not None:
-                _convert_all(ds.file_meta)
+                _convert_all(ds.file_meta, size)
     except InvalidDicomError as exc:
         raise InputError(f"{path}: not a DICOM file ({one_line(exc)})") from exc
     except PermissionError as exc:
