@@ -10,10 +10,12 @@ NaN voxels. The manifest parser gets arbitrary bytes and arbitrary JSON and answ
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from pathlib import Path
 
+import pydicom
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -96,6 +98,19 @@ def test_unknown_value_representations_are_refused() -> None:
     seed = SEEDS["dicom"]
     for vr in (b"UL", b"DA", b"CS"):
         assert read_bytes(seed.replace(vr, b"Q@", 1), "dicom") is None
+
+
+def test_a_large_private_binary_value_reads_and_a_cut_one_is_refused() -> None:
+    """A vendor's private header (OB, larger than the deferral size) is left on disk by the
+    header scan and does not stop the read; the same file cut inside that value is refused."""
+    ds = pydicom.dcmread(io.BytesIO(SEEDS["dicom"]))
+    ds.add_new(0x00291010, "OB", bytes(range(256)) * 20)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    data = buf.getvalue()
+    assert read_bytes(data, "dicom") is not None
+    cut = data.index(bytes(range(256))) + 1000
+    assert read_bytes(data[:cut], "dicom") is None
 
 
 json_values = st.recursive(
