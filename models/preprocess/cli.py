@@ -34,7 +34,12 @@ def prepare(
     grid: Annotated[str, typer.Option("--grid", help="In-plane grids to write.")] = "128,256,512",
     workers: Annotated[int, typer.Option("--workers", min=1, help="Cases in parallel.")] = 1,
     liver_mask: Annotated[
-        bool, typer.Option("--liver-mask", help="Similarity inside the dilated CT liver.")
+        bool,
+        typer.Option(
+            "--liver-mask",
+            help="Use the CT and MR liver labels: metric in the CT liver + 5 mm; Elastix also "
+            "matches the two livers' distance maps (the accurate mode, docs/preprocess.md).",
+        ),
     ] = False,
 ) -> None:
     """Register MR to CT, check, normalise and write training pairs with QA reports."""

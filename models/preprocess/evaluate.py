@@ -131,6 +131,15 @@ def motion_table(data: Path, bspline_mm: float = 10.0) -> dict[str, Any]:
     }
 
 
+def _cached(path: Path, compute) -> dict[str, Any]:
+    """`compute()`'s result, kept in `path` so that an interrupted evaluation resumes."""
+    if path.is_file():
+        return json.loads(path.read_text())
+    value = compute()
+    atomic_write_json(path, value)
+    return value
+
+
 def main(argv: list[str] | None = None) -> Path:
     """`python -m models.preprocess.evaluate --grid 128 --methods motion,syn,elastix --work DIR`."""
     import argparse
@@ -163,7 +172,7 @@ def main(argv: list[str] | None = None) -> Path:
             "slices": args.slices,
             "split": "test (held out: never used while tuning)",
         },
-        "motion_model": motion_table(data),
+        "motion_model": _cached(args.work / "motion_model.json", lambda: motion_table(data)),
         "registration": {},
     }
     for method in args.methods.split(","):

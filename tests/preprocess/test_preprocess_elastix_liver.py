@@ -30,7 +30,8 @@ def _liver(labels: sitk.Image, label: int) -> sitk.Image:
 
 def test_liver_parameter_maps_are_rigid_then_three_metric_bspline():
     settings = ElastixSettings()
-    params = load_parameter_maps(settings, settings.liver_stages)
+    assert settings.liver_stages == ("bspline_liver",)  # rigid_liver is the optional first stage
+    params = load_parameter_maps(settings, ("rigid_liver", "bspline_liver"))
     assert params.GetNumberOfParameterMaps() == 2
     rigid, bspline = params.GetParameterMap(0), params.GetParameterMap(1)
     assert rigid["Transform"] == ("EulerTransform",)
