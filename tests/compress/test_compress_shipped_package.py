@@ -3,6 +3,7 @@ this CPU, and `hidiff demo` (what `make demo` runs) works with the default packa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -41,3 +42,23 @@ def test_demo_with_the_default_package(tmp_path: Path, capsys) -> None:
     assert summary["package"] == "aphidiff-tiny-t2-fp32-ddim4" and summary["slices"] == 32
     # the shipped model is weak but real: well above an unrelated image, far below the ceiling
     assert 0.3 < summary["ssim_body_liver_slices"] < 0.9
+
+
+TEACHER = Path(__file__).resolve().parents[2] / "models" / "teachers" / "aphidiff-small-t2"
+FULL = PACKAGES / "aphidiff-small-t2-fp32-ddim50"
+
+
+def test_shipped_teacher_is_the_full_packages_teacher() -> None:
+    """The committed teacher's weights are what its card and the full small package name."""
+    digest = hashlib.sha256((TEACHER / "weights.safetensors").read_bytes()).hexdigest()
+    assert digest in (TEACHER / "MODEL_CARD.md").read_text()
+    manifest = load_package(FULL).manifest  # every sha256 checked
+    assert manifest.provenance["teacher_sha256"] == digest
+    assert manifest.sampler.steps == 50 and (FULL / "MODEL_CARD.md").is_file()
+
+
+@pytest.mark.slow
+def test_full_small_package_verifies() -> None:
+    """50 steps at 512^2: a minute or two on 2 cores, so slow."""
+    report = verify_package(load_package(FULL), "cpu", options=RuntimeOptions(cache_dir=None))
+    assert report.passed, report.to_dict()
