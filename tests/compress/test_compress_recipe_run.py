@@ -17,37 +17,14 @@ from typer.testing import CliRunner
 from compress.cli import app
 from compress.pipeline import CompressionFailed, run_recipe
 from compress.recipe import load_recipe
-from edge_runtime.cli import main
 from edge_runtime.package.loader import load_package
 from edge_runtime.package.selfcheck import verify_package
 
-TINY_RECIPE = {
-    "name": "tiny-test",
-    "description": "every stage, seconds each",
-    "sequence": "t2",
-    "eval": {"slices": 2, "teacher_timed_steps": 1, "latency_threads": 1, "latency_repeats": 1},
-    # An untrained teacher's SSIM means nothing: the mechanics are under test, not the quality.
-    "gates": {"max_ssim_drop": 1.0, "export_psnr_db": 60.0},
-    "stages": [
-        {"prune": {"ratio": 0.5, "steps": 2, "batch": 2}},
-        {
-            "distill-steps": {
-                "steps": 2,
-                "teacher_steps": 4,
-                "trajectories": 2,
-                "train_steps": 2,
-                "batch": 2,
-            }
-        },
-        {"quantize": {"precision": "int8", "calibration": 2, "psnr_min_db": 20.0}},
-        {"export": {"formats": ["onnx", "ort"]}},
-        {"package": {"reference_slices": 1}},
-    ],
-}
+TINY_RECIPE = Path(__file__).with_name("tiny-recipe.yaml")
 
 
 def _recipe(tmp_path: Path, name: str, **quantize) -> Path:
-    doc = json.loads(json.dumps(TINY_RECIPE))
+    doc = yaml.safe_load(TINY_RECIPE.read_text())
     doc["stages"][2]["quantize"].update(quantize)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -118,16 +95,13 @@ def test_rerun_resumes_and_an_edit_reruns_from_the_changed_stage(
 
 
 def test_a_failed_recipe_exits_2_with_one_line(
-    compressed, short_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    compressed, short_run: Path, tmp_path: Path, hidiff
 ) -> None:
     """Through the real `hidiff` root: one error line naming the stage, exit 2, no package."""
     root, _, _ = compressed
     strict = _recipe(tmp_path, "strict", psnr_min_db=200.0, max_fp32_layers=0)
     args = ["compress", "--teacher", short_run, "--recipe", strict, "--out", tmp_path / "pkg"]
-    with pytest.raises(SystemExit) as exit_:
-        main([str(a) for a in [*args, "--work", root / "pkg.work"]])
-    assert exit_.value.code == 2
-    err = capsys.readouterr()
-    assert "stage quantize failed" in err.out + err.err
-    assert "Traceback" not in err.out + err.err
+    run = hidiff(*args, "--work", root / "pkg.work")
+    assert run.code == 2
+    assert "stage quantize failed" in run.text and "Traceback" not in run.text
     assert not (tmp_path / "pkg").exists()

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime import cli
 from edge_runtime.io import read_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,16 +76,6 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HIDIFF_CACHE_DIR", str(tmp_path / "cache"))
 
 
-def hidiff(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str]:
-    code = 0
-    try:
-        cli.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def check_disk_full(code: int, text: str, where: Path) -> None:
     line = " ".join(text.split())  # rich wraps long lines at the terminal width
     assert code == 2, text
@@ -102,14 +91,12 @@ def case_ct(cohort: Path, name: str) -> Path:
 
 
 @pytest.mark.parametrize("fmt", ["nifti", "dicom"])
-def test_one_scan_on_a_full_disk(cohort: Path, tmpfs: Tmpfs, capsys, fmt: str) -> None:
+def test_one_scan_on_a_full_disk(cohort: Path, tmpfs: Tmpfs, hidiff, fmt: str) -> None:
     tmpfs.mount(16 * PAGE)  # the output needs ~0.3 MB
     ct = case_ct(cohort, "case-0000")
     out = tmpfs.path / ("mr.nii.gz" if fmt == "nifti" else "mr-dicom")
-    code, text = hidiff(
-        capsys, "synthesize", ct, "--package", PACKAGE, "--out", out, "-p", "cpu", "--format", fmt
-    )
-    check_disk_full(code, text, out)
+    run = hidiff("synthesize", ct, "--package", PACKAGE, "--out", out, "-p", "cpu", "--format", fmt)
+    check_disk_full(run.code, run.text, out)
     assert tmpfs.files() == [], "a partial output was left on the full disk"
 
 
@@ -117,20 +104,20 @@ def _pages(folder: Path) -> int:
     return sum(-(-p.stat().st_size // PAGE) * PAGE for p in folder.rglob("*") if p.is_file())
 
 
-def test_cohort_stops_at_the_full_disk_and_resumes(cohort: Path, tmp_path, tmpfs, capsys) -> None:
+def test_cohort_stops_at_the_full_disk_and_resumes(cohort: Path, tmp_path, tmpfs, hidiff) -> None:
     reference = tmp_path / "reference"
     args = ("synthesize", cohort, "--package", PACKAGE, "-p", "cpu", "--seed", "3")
-    code, text = hidiff(capsys, *args, "--out", reference)
-    assert code == 0, text
+    run = hidiff(*args, "--out", reference)
+    assert run.code == 0, run.text
     cases = sorted(p.name for p in reference.iterdir() if p.is_dir())
     assert cases == ["case-0000", "case-0001", "case-0002"]
 
     # room for the first case and half of the second
     tmpfs.mount(_pages(reference / cases[0]) + _pages(reference / cases[1]) // 2 + 4 * PAGE)
     out = tmpfs.path / "out"
-    code, text = hidiff(capsys, *args, "--out", out)
-    check_disk_full(code, text, out / cases[1])
-    assert "case-0002" not in text, "the run should stop at the full disk, not try every case"
+    run = hidiff(*args, "--out", out)
+    check_disk_full(run.code, run.text, out / cases[1])
+    assert "case-0002" not in run.text, "the run should stop at the full disk, not try every case"
     left = sorted(p.name for p in out.iterdir())
     assert left == [cases[0]], f"only the finished case may be there: {left}"
     first = out / cases[0]
@@ -142,9 +129,9 @@ def test_cohort_stops_at_the_full_disk_and_resumes(cohort: Path, tmp_path, tmpfs
     mtime = (first / "synthesis.json").stat().st_mtime_ns
 
     tmpfs.mount(4 * _pages(reference))  # space freed: the rerun finishes the others
-    code, text = hidiff(capsys, *args, "--out", out)
-    assert code == 0, text
-    assert "1 already finished (skipped)" in " ".join(text.split())
+    run = hidiff(*args, "--out", out)
+    assert run.code == 0, run.text
+    assert "1 already finished (skipped)" in " ".join(run.text.split())
     assert (first / "synthesis.json").stat().st_mtime_ns == mtime
     for name in cases:
         np.testing.assert_array_equal(
@@ -154,10 +141,10 @@ def test_cohort_stops_at_the_full_disk_and_resumes(cohort: Path, tmp_path, tmpfs
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-def test_phantom_case_on_a_full_disk(tmpfs: Tmpfs, capsys) -> None:
+def test_phantom_case_on_a_full_disk(tmpfs: Tmpfs, hidiff) -> None:
     """The training data's writer too (`hidiff phantom case`, ITK's NIfTI writer underneath)."""
     tmpfs.mount(16 * PAGE)  # the case needs ~1 MB
     out = tmpfs.path / "case"
-    code, text = hidiff(capsys, "phantom", "case", "--seed", "1", "--grid", "64", "--out", out)
-    check_disk_full(code, text, out)
+    run = hidiff("phantom", "case", "--seed", "1", "--grid", "64", "--out", out)
+    check_disk_full(run.code, run.text, out)
     assert tmpfs.files() == [], "a partial case was left on the full disk"

@@ -184,26 +184,12 @@ def test_killed_prepare(cohort: Path, env, tmp_path: Path) -> None:
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
-TINY_RECIPE = {
-    "name": "kill-test",
-    "description": "every stage, seconds each",
-    "sequence": "t2",
-    "eval": {"slices": 2, "teacher_timed_steps": 1, "latency_threads": 1, "latency_repeats": 1},
-    "gates": {"max_ssim_drop": 1.0, "export_psnr_db": 60.0},
-    "stages": [
-        {"prune": {"ratio": 0.5, "steps": 2, "batch": 2}},
-        {"distill-steps": {"steps": 2, "teacher_steps": 4, "trajectories": 2, "train_steps": 2,
-                           "batch": 2}},
-        {"quantize": {"precision": "int8", "calibration": 2, "psnr_min_db": 20.0}},
-        {"export": {"formats": ["onnx", "ort"]}},
-        {"package": {"reference_slices": 1}},
-    ],
-}  # fmt: skip
+# The compression tests' tiny recipe: every stage, seconds each.
+TINY_RECIPE = Path(__file__).resolve().parents[1] / "compress" / "tiny-recipe.yaml"
 
 
 def test_killed_compress(cohort: Path, env, tmp_path: Path) -> None:
     import torch
-    import yaml
 
     from edge_runtime.package.loader import load_package
     from edge_runtime.package.selfcheck import verify_package
@@ -220,8 +206,7 @@ def test_killed_compress(cohort: Path, env, tmp_path: Path) -> None:
         train_run(preset("tiny"), tc, cohort, tmp_path / "teacher")
     finally:
         torch.set_num_threads(before)
-    recipe = tmp_path / "kill-test.yaml"
-    recipe.write_text(yaml.safe_dump(TINY_RECIPE, sort_keys=False))
+    recipe = TINY_RECIPE
 
     def cmd(out: Path) -> list[str]:
         return [HIDIFF, "compress", "--teacher", str(tmp_path / "teacher"), "--recipe",

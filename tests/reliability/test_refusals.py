@@ -21,7 +21,6 @@ from corpus import KINDS, SECRETS, Kind, upload_of, write_corpus
 
 from apps.scan import open_path, open_upload
 from apps.upload import UploadLimits
-from edge_runtime import cli
 from edge_runtime.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,25 +118,15 @@ def test_hidiff_info_keeps_its_memory_on_big_claims(corpus: dict[str, Path]) -> 
         assert peak < CHILD_PEAK_MB, (name, peak)
 
 
-def _hidiff_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        cli.main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
 def test_hidiff_synthesize_refuses_and_writes_nothing(
-    kind: Kind, corpus: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kind: Kind, corpus: dict[str, Path], tmp_path: Path, hidiff
 ) -> None:
     target = corpus[kind.name]
     for fmt, out in (("nifti", tmp_path / "mr.nii.gz"), ("dicom", tmp_path / "mr-dicom")):
         args = ("synthesize", target, "--package", PACKAGE, "--out", out, "-p", "cpu")
-        code, stdout, stderr = _hidiff_in_process(capsys, *args, "--format", fmt)
-        check_refusal(kind, target, code, stdout, stderr)
+        run = hidiff(*args, "--format", fmt)
+        check_refusal(kind, target, run.code, run.out, run.err)
     assert list(tmp_path.iterdir()) == [], "a refused synthesis wrote something"
 
 

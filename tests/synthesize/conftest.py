@@ -1,38 +1,12 @@
-"""Fixtures of the synthesis tests: a shared small package and `hidiff` run in-process through
-its real root (`edge_runtime.cli.main`: entry points, one-line errors, exit codes)."""
+"""Fixtures of the synthesis tests: a shared small package (the in-process `hidiff` runner is
+in tests/conftest.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from synth_helpers import PackageSpec, TinyModel, make_package
-
-from edge_runtime import cli
-
-
-@dataclass(frozen=True)
-class HidiffRun:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def hidiff(capsys: pytest.CaptureFixture[str]):
-    """Run `hidiff ARGS...` in-process through the real root (entry points, error contract)."""
-
-    def run(*args: str) -> HidiffRun:
-        code = 0
-        try:
-            cli.main([str(a) for a in args])
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return HidiffRun(code, captured.out, captured.err)
-
-    return run
 
 
 @pytest.fixture(autouse=True)
