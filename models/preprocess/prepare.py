@@ -107,7 +107,9 @@ def prepare_case(
     if case.landmarks is not None:
         p, q = case.landmarks
         rec.tre_before = qa.distance_stats(np.linalg.norm(q - p, axis=1))
-        rec.tre = qa.distance_stats(qa.target_registration_error(res.field, p, q))
+        errors = qa.target_registration_error(res.field, p, q)
+        rec.tre = qa.distance_stats(errors)
+        rec.tre_landmarks_mm = [float(e) for e in errors]
     if case.true_field is not None and liver is not None:
         rec.field_error = qa.field_error(res.field, case.true_field, liver)
     qa.assess(rec, cfg.thresholds)

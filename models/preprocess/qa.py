@@ -41,6 +41,8 @@ class QARecord:
     tre: dict[str, float] | None = None
     tre_before: dict[str, float] | None = None
     field_error: dict[str, float] | None = None
+    # Each landmark's TRE (mm), in landmark order: a cohort's pooled percentiles need them.
+    tre_landmarks_mm: list[float] | None = None
     reasons: list[str] = field(default_factory=list)
 
     @property

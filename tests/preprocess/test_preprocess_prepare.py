@@ -71,6 +71,7 @@ def test_prepare_writes_pairs_qa_and_resumes(tmp_path, phantom_case_dir):
         assert (case / name).is_file(), name
     rec = json.loads((case / "qa.json").read_text())
     assert rec["qa"]["tre"]["n"] > 10 and rec["qa"]["jacobian"]["sdlogj"] >= 0
+    assert len(rec["qa"]["tre_landmarks_mm"]) == rec["qa"]["tre"]["n"]  # for pooled percentiles
     assert rec["excluded"] == bool(rec["qa"]["reasons"])
     _check_model_normalisation(phantom_case_dir, out, rec)
     assert "case-0001" in (out / "summary.md").read_text()
