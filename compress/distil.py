@@ -49,10 +49,15 @@ def output_loss(
     ab: torch.Tensor,
     gen: torch.Generator,
     truth_weight: float,
+    timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Student vs teacher prediction at random t on one batch (+ truth_weight x diffusion loss)."""
+    """Student vs teacher prediction at random t on one batch (+ truth_weight x diffusion loss);
+    t is drawn from `timesteps` when given (a few-step sampler's), else from the whole schedule."""
     ct, mr, seq = batch["ct"], batch["mr"], batch["sequence"]
-    t = torch.randint(0, ab.numel(), (mr.shape[0],), generator=gen)
+    if timesteps is None:
+        t = torch.randint(0, ab.numel(), (mr.shape[0],), generator=gen)
+    else:
+        t = timesteps[torch.randint(0, timesteps.numel(), (mr.shape[0],), generator=gen)]
     noise = torch.randn(mr.shape, generator=gen)
     a, s = _coefficients(ab, t)
     x_t = a * mr + s * noise
@@ -75,8 +80,10 @@ def distil_outputs(
     lr: float,
     truth_weight: float,
     seed: int = 0,
+    timesteps: torch.Tensor | None = None,
 ) -> list[float]:
-    """Train `student` towards `teacher`'s predictions; the loss of every step."""
+    """Train `student` towards `teacher`'s predictions (at `timesteps` only, when given); the
+    loss of every step."""
     ab = alphas_cumprod(mc.diffusion)
     opt = _optimiser(student, lr)
     gen = torch.Generator().manual_seed(seed)
@@ -86,7 +93,7 @@ def distil_outputs(
         task = bar.add_task("distil (pruned -> teacher)", total=steps)
         for _ in range(steps):
             loss = output_loss(
-                student, teacher, data.sample_batch(batch, gen), ab, gen, truth_weight
+                student, teacher, data.sample_batch(batch, gen), ab, gen, truth_weight, timesteps
             )
             opt.zero_grad(set_to_none=True)
             loss.backward()

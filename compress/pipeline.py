@@ -148,13 +148,23 @@ def graphs_row(
 # -- the stages: each reads the previous stage's folder and writes its own ------------------------
 
 
+def stage_sampler(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]:
+    spec = ctx.recipe.sampler
+    assert spec is not None
+    student = _student_from(ctx, prev)
+    student.sampler = sampler_dict(student, spec.kind, spec.steps)
+    student.save(dest / "student")
+    return {**torch_row(ctx, student, spec_of(student.sampler)), "sampler": spec.kind}
+
+
 def stage_prune(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]:
     spec = ctx.recipe.prune
     assert spec is not None
-    res = prune_stage(ctx.teacher, ctx.train, spec)
+    sampler = _student_from(ctx, prev).sampler
+    res = prune_stage(ctx.teacher, ctx.train, spec, sampler)
     res.student.save(dest / "student")
     return {
-        **torch_row(ctx, res.student, ctx.teacher_spec),
+        **torch_row(ctx, res.student, spec_of(_sampler(ctx, res.student))),
         "prune_ratio": res.ratio,
         "distil_loss_first": res.losses[0] if res.losses else None,
         "distil_loss_last": res.losses[-1] if res.losses else None,
@@ -323,6 +333,7 @@ def _runtime_outputs(pkg, es: EvalSet) -> np.ndarray:
 
 
 STAGE_FUNCTIONS: dict[str, Callable[[Context, Path | None, Path], dict[str, Any]]] = {
+    "sampler": stage_sampler,
     "prune": stage_prune,
     "distill-steps": stage_distill_steps,
     "quantize": stage_quantize,
@@ -346,7 +357,7 @@ def _student_from(ctx: Context, prev: Path | None) -> Student:
 
 
 def _sampler(ctx: Context, student: Student) -> dict[str, Any]:
-    """The student's distilled sampler, or (no distill-steps stage) the teacher's."""
+    """The student's sampler (from a sampler or distill-steps stage), else the teacher's."""
     return student.sampler or sampler_dict(student, ctx.teacher_spec.kind, ctx.teacher_spec.steps)
 
 

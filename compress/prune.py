@@ -113,11 +113,22 @@ def ratio_for_flops(model: APHiDiff, keep: float) -> float:
 
 
 def prune_stage(
-    teacher: Student, data: SliceDataset, spec: PruneSpec, seed: int = 0
+    teacher: Student,
+    data: SliceDataset,
+    spec: PruneSpec,
+    sampler: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> PruneResult:
-    """Prune a copy of the teacher as `spec` says and distil it from the teacher."""
+    """Prune a copy of the teacher as `spec` says and distil it from the teacher. `sampler` (the
+    package's, from a `sampler` stage) goes with the student, and the repair trains at its
+    timesteps when `spec.timesteps` is "sampler"."""
     student_model = copy.deepcopy(teacher.model)
     mc = teacher.mc
+    repair_t = None
+    if spec.timesteps == "sampler":
+        if sampler is None:
+            raise InputError("prune.timesteps: sampler needs a sampler stage before prune")
+        repair_t = torch.as_tensor(sampler["timesteps"], dtype=torch.long)
     ratio = spec.ratio if spec.flops is None else ratio_for_flops(student_model, spec.flops)
     loss = None
     if spec.importance == "taylor":
@@ -137,6 +148,7 @@ def prune_stage(
         spec.lr,
         spec.truth_weight,
         seed,
+        repair_t,
     )
-    student = Student(student_model, mc, teacher.mr_scales, teacher.teacher, history, None)
+    student = Student(student_model, mc, teacher.mr_scales, teacher.teacher, history, sampler)
     return PruneResult(student, ratio, losses)

@@ -2,8 +2,8 @@
 
 `python -m models.preprocess.tune --work DIR --name NAME [--set Key=value ...]` renders phantom
 cases seeds 6000..6009 (no 4D-CT, split `tune`), copies `params/` with the overrides applied to
-every map that has the key (e.g. `--set FinalGridSpacingInPhysicalUnits=24.0`, `--set
-Metric1Weight=2.0`), registers the cohort with `--method` (default `elastix+liver`) and appends
+every map that has the key, or to one map (e.g. `--set FinalGridSpacingInPhysicalUnits=24.0`,
+`--set bspline_liver:Metric2Weight=100.0`), registers the cohort with `--method` (default `elastix+liver`) and appends
 one line to `DIR/tune.jsonl`: the overrides, mean TRE, per-case and pooled 95th percentiles,
 Dice, min J, time. Seeds of the held-out cohort (evaluate's 5000..5009) are refused.
 """
@@ -26,7 +26,11 @@ HELD_OUT_N = 10
 
 
 def apply_overrides(src: Path, dst: Path, overrides: dict[str, str]) -> Path:
-    """Copy the parameter maps of `src` to `dst`, each `(Key ...)` line of `overrides` replaced."""
+    """Copy the parameter maps of `src` to `dst`, each `(Key ...)` line of `overrides` replaced.
+
+    A key `stage:Key` (e.g. `bspline_liver:Metric2Weight`) changes that map only; a plain key
+    changes every map that has it.
+    """
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
@@ -35,9 +39,12 @@ def apply_overrides(src: Path, dst: Path, overrides: dict[str, str]) -> Path:
         lines = []
         for line in path.read_text().splitlines():
             m = re.match(r"\((\w+)\s", line)
-            if m and m.group(1) in overrides:
-                seen.add(m.group(1))
-                line = f"({m.group(1)} {overrides[m.group(1)]})"
+            key = m and next(
+                (k for k in (f"{path.stem}:{m.group(1)}", m.group(1)) if k in overrides), None
+            )
+            if key:
+                seen.add(key)
+                line = f"({m.group(1)} {overrides[key]})"
             lines.append(line)
         (dst / path.name).write_text("\n".join(lines) + "\n")
     missing = set(overrides) - seen
@@ -85,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = write_4dct_cohort(
         args.n,
         args.seed,
-        args.work / f"cohort-{args.seed}-{args.grid}",
+        args.work / f"cohort-{args.seed}-n{args.n}-{args.grid}",
         args.grid,
         args.slices,
         four_dct=False,

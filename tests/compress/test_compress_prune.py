@@ -71,3 +71,36 @@ def test_taylor_importance_prunes(short_run: Path) -> None:
     loss = EncodeDenoise(model)(*inputs).square().mean()
     history = prune_model(model, 0.5, "taylor", loss)
     assert history and count_params(model) < count_params(teacher.model)
+
+
+def test_repair_at_the_samplers_timesteps_draws_only_those() -> None:
+    """prune.timesteps: sampler trains the pruned network at the package sampler's t only."""
+    from compress.distil import output_loss
+
+    seen: list[torch.Tensor] = []
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(()))
+
+        def encode(self, ct, seq):
+            return ct
+
+        def denoise(self, x_t, t, seq, cond):
+            seen.append(t)
+            return self.w * x_t
+
+    batch = {
+        "ct": torch.zeros(6, 3, 8, 8),
+        "mr": torch.ones(6, 1, 8, 8),
+        "sequence": torch.zeros(6),
+    }
+    ab = torch.linspace(0.999, 0.001, 1000)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(4):
+        output_loss(Net(), Net(), batch, ab, gen, 0.5, torch.tensor([999, 499]))
+    assert set(torch.cat(seen).long().tolist()) == {999, 499}
+    seen.clear()
+    output_loss(Net(), Net(), batch, ab, gen, 0.0)
+    assert len(set(torch.cat(seen).long().tolist())) > 2

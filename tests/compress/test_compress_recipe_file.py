@@ -12,11 +12,19 @@ from compress.recipe import RECIPES, load_recipe
 from edge_runtime.errors import InputError
 
 
-@pytest.mark.parametrize("name", ["edge-cpu", "hospital-gpu", "apple"])
+@pytest.mark.parametrize("name", ["edge-cpu", "edge-cpu-steps", "hospital-gpu", "apple"])
 def test_shipped_recipes_parse(name: str) -> None:
     recipe = load_recipe(RECIPES / f"{name}.yaml")
-    assert recipe.stages == ("prune", "distill-steps", "quantize", "export", "package")
-    assert recipe.distill_steps is not None and recipe.distill_steps.steps <= 4
+    assert recipe.stages[-3:] == ("quantize", "export", "package")
+    # the package's sampler: distill-steps' when there is one, else the sampler stage's
+    sampler = recipe.distill_steps or recipe.sampler
+    assert sampler is not None and sampler.steps <= 4
+
+
+def test_edge_cpu_runs_the_teachers_own_sampler_at_one_step() -> None:
+    recipe = load_recipe("edge-cpu")
+    assert recipe.stages == ("sampler", "prune", "quantize", "export", "package")
+    assert recipe.sampler.steps == 1 and recipe.prune.timesteps == "sampler"
 
 
 def test_edge_cpu_is_int8_and_apple_is_coreml() -> None:
@@ -24,6 +32,10 @@ def test_edge_cpu_is_int8_and_apple_is_coreml() -> None:
     assert load_recipe("hospital-gpu").quantize.precision == "fp16"
     apple = load_recipe("apple")
     assert "coreml" in apple.export.formats and apple.export.coreml_palettize_bits == 6
+
+
+def _stage(doc: dict, name: str) -> dict:
+    return next(st for st in doc["stages"] if name in st)[name]
 
 
 def _write(tmp_path: Path, doc: dict) -> Path:
@@ -35,12 +47,16 @@ def _write(tmp_path: Path, doc: dict) -> Path:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda d: d["stages"][0]["prune"].update(ratoi=0.5), "ratoi"),
+        (lambda d: _stage(d, "prune").update(ratoi=0.5), "ratoi"),
         (lambda d: d.update(gatse={}), "gatse"),
         (lambda d: d["stages"].insert(0, {"distil-steps": {}}), "distil-steps"),
         (lambda d: d["stages"].reverse(), "order"),
-        (lambda d: d["stages"][1]["distill-steps"].update(steps=8), "1..4"),
-        (lambda d: d["stages"][2]["quantize"].update(precision="int4"), "int8 or fp16"),
+        (lambda d: _stage(d, "sampler").update(steps=8), "1..4"),
+        (lambda d: _stage(d, "sampler").update(kind="euler"), "ddim or dpm_solver"),
+        (lambda d: d["stages"].insert(2, {"distill-steps": {"steps": 8}}), "1..4"),
+        (lambda d: _stage(d, "prune").update(timesteps="some"), "uniform or sampler"),
+        (lambda d: d["stages"].pop(0), "needs a sampler stage"),
+        (lambda d: _stage(d, "quantize").update(precision="int4"), "int8 or fp16"),
     ],
 )
 def test_typos_and_bad_values_are_refused(tmp_path: Path, change, message: str) -> None:

@@ -25,7 +25,7 @@ TINY_RECIPE = Path(__file__).with_name("tiny-recipe.yaml")
 
 def _recipe(tmp_path: Path, name: str, **quantize) -> Path:
     doc = yaml.safe_load(TINY_RECIPE.read_text())
-    doc["stages"][2]["quantize"].update(quantize)
+    next(st for st in doc["stages"] if "quantize" in st)["quantize"].update(quantize)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -48,12 +48,23 @@ def test_every_stage_has_a_ledger_row_and_the_package_verifies(compressed) -> No
     ledger = json.loads((out.parent / "pkg.ledger.json").read_text())
     assert ledger["status"] == "ok"
     names = [r["stage"] for r in ledger["stages"]]
-    assert names == ["teacher", "prune", "distill-steps", "quantize", "export", "package"]
+    assert names == [
+        "teacher",
+        "sampler",
+        "prune",
+        "distill-steps",
+        "quantize",
+        "export",
+        "package",
+    ]
     for row in ledger["stages"]:
         assert row["status"] == "ok" and row["key"]
         for field in ("params", "gflops_per_slice", "sampler_steps", "package_mb", "masked_ssim"):
             assert row[field] is not None, (row["stage"], field)
-    teacher, prune = ledger["stages"][0], ledger["stages"][1]
+    teacher, sampler, prune = ledger["stages"][:3]
+    # the sampler stage runs the teacher itself with the recipe's steps; prune keeps them
+    assert sampler["params"] == teacher["params"] and sampler["sampler_steps"] == 3
+    assert prune["sampler_steps"] == 3
     assert (
         prune["params"] < teacher["params"]
         and prune["gflops_per_slice"] < (teacher["gflops_per_slice"])
@@ -87,8 +98,9 @@ def test_rerun_resumes_and_an_edit_reruns_from_the_changed_stage(
     ledger = json.loads((root / "pkg-strict.ledger.json").read_text())
     assert ledger["status"] == "failed"
     rows = {r["stage"]: r for r in ledger["stages"]}
-    assert rows["prune"]["seconds"] == before[1]["seconds"]
-    assert rows["distill-steps"]["seconds"] == before[2]["seconds"]
+    earlier = {r["stage"]: r for r in before}
+    for stage in ("sampler", "prune", "distill-steps"):
+        assert rows[stage]["seconds"] == earlier[stage]["seconds"], stage
     assert rows["quantize"]["status"] == "failed" and "dB" in rows["quantize"]["reason"]
     assert "export" not in rows and "package" not in rows
     assert not failed_out.exists()

@@ -103,6 +103,9 @@ def test_tuning_overrides_and_held_out_seeds_are_refused(tmp_path):
     text = (dst / "bspline_liver.txt").read_text()
     assert "(FinalGridSpacingInPhysicalUnits 24.0)" in text
     assert (dst / "rigid.txt").read_text() == (PARAMS_DIR / "rigid.txt").read_text()
+    dst = apply_overrides(PARAMS_DIR, tmp_path / "p", {"bspline_liver:Metric2Weight": "100.0"})
+    assert "(Metric2Weight 100.0)" in (dst / "bspline_liver.txt").read_text()
+    assert "(Metric2Weight 100.0)" not in (dst / "rigid_liver.txt").read_text()
     with pytest.raises(InputError, match="no parameter map"):
         apply_overrides(PARAMS_DIR, tmp_path / "q", {"NoSuchKey": "1"})
     with pytest.raises(InputError, match="held-out"):
