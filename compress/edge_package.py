@@ -35,6 +35,11 @@ from models.aphidiff.config import SEQUENCES
 from models.data.cases import read_case
 
 METRIC_TOLERANCE = {"psnr_db": 0.5, "mae": 0.005, "ssim": 0.005}
+# INT8 kernels differ between CPUs (onnxruntime picks AVX2, AVX512-VNNI or AMX code paths):
+# the first INT8 edge package, built on one AMD EPYC, reproduced its output at 48.6 dB on an
+# AVX2-only one (inside the 40 dB gate) with its SSIM vs the target 0.0051 lower, just past
+# 0.005. The metric check is for a systematic drift, not a kernel's rounding.
+INT8_METRIC_TOLERANCE = {"psnr_db": 1.0, "mae": 0.01, "ssim": 0.02}
 SEED = 1234
 
 
@@ -83,7 +88,8 @@ def write_edge_package(
     paths = {key: f"reference/{ref_name}_{key}.npy" for key in ("ct", "noise", "output", "target")}
     for key, arr in (("ct", ref.ct), ("noise", noise), ("output", output), ("target", ref.target)):
         files[paths[key]] = npy_bytes(arr.astype(np.float32))
-    ref_metrics = {k: image_metric(k, output, ref.target, 2.0) for k in METRIC_TOLERANCE}
+    tolerance = INT8_METRIC_TOLERANCE if primary == "int8" else METRIC_TOLERANCE
+    ref_metrics = {k: image_metric(k, output, ref.target, 2.0) for k in tolerance}
 
     manifest: dict[str, Any] = {
         "name": name,
@@ -108,7 +114,7 @@ def write_edge_package(
             "psnr_min_db": 40.0,
             "data_range": 2.0,
             "metrics": ref_metrics,
-            "metric_tolerance": dict(METRIC_TOLERANCE),
+            "metric_tolerance": dict(tolerance),
             "cases": [
                 {
                     "name": ref_name,

@@ -32,6 +32,7 @@ from torch import nn
 
 from compress.packaging import held_out_cases, torch_generate
 from edge_runtime import metrics
+from edge_runtime.console import progress
 from edge_runtime.errors import InputError
 from edge_runtime.package.manifest import (
     DENOISER_SAMPLE,
@@ -116,9 +117,15 @@ def torch_threads(n: int):
 def torch_outputs(model: nn.Module, es: EvalSet, spec: SamplerSpec, batch: int = 2) -> np.ndarray:
     """The torch model through the runtime's sampler on every evaluation slice."""
     out = []
-    for i in range(0, es.ct.shape[0], batch):
-        sl = slice(i, i + batch)
-        out.append(torch_generate(model, es.sequence, es.ct[sl], es.noise[sl], es.seed + i, spec))
+    n = es.ct.shape[0]
+    with progress() as bar:
+        task = bar.add_task(f"torch {spec.kind} {spec.steps} on {n} evaluation slices", total=n)
+        for i in range(0, n, batch):
+            sl = slice(i, i + batch)
+            out.append(
+                torch_generate(model, es.sequence, es.ct[sl], es.noise[sl], es.seed + i, spec)
+            )
+            bar.update(task, advance=out[-1].shape[0])
     return np.concatenate(out)
 
 
@@ -221,8 +228,9 @@ def torch_latency(model: nn.Module, es: EvalSet, steps: int, timed: int) -> dict
 
 
 _PROBE = """
-import json, resource, statistics, sys, time
+import json, statistics, sys, time
 import numpy as np
+from edge_runtime.machine import peak_rss_mib
 from edge_runtime.package import load_package
 from edge_runtime.package.engine import Engine
 from edge_runtime.providers import RuntimeOptions
@@ -240,7 +248,7 @@ for _ in range(repeats + 1):
     times.append(time.perf_counter() - start)
 print(json.dumps({
     "seconds": statistics.median(times[1:]),
-    "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_mib": peak_rss_mib(),
     "precision": engine.precision,
 }))
 """

@@ -16,6 +16,32 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, in MiB.
+
+    Linux: VmHWM from /proc/self/status, the high-water mark of this process's own address
+    space. Not `getrusage(RUSAGE_SELF).ru_maxrss`: Linux carries ru_maxrss across fork + exec,
+    so a child started by a large parent (the `hidiff` process with onnxruntime loaded) would
+    report the parent's footprint (measured here: 248 MiB instead of 129 MiB). Elsewhere
+    ru_maxrss (macOS reports bytes, other systems KiB).
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    try:
+        import resource  # POSIX only
+    except ImportError:  # Windows: the peak working set
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 1024.0)
+
+
 _LIBRARIES = ("numpy", "onnxruntime", "SimpleITK", "pydicom", "scipy", "torch")
 
 
@@ -28,6 +54,24 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The x86 vector extensions that choose onnxruntime's INT8 kernels (AVX2 without VNNI, VNNI,
+# AMX): an INT8 graph's output differs slightly between them, so results name them.
+_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_isa() -> list[str]:
+    """Which of the INT8-relevant x86 extensions this CPU has (Linux /proc/cpuinfo); the
+    architecture name where the flags cannot be read (macOS, Windows, ARM)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in _ISA_FLAGS if f in flags]
+    except OSError:
+        pass
+    return [platform.machine()]
 
 
 def total_ram_gib() -> float | None:
@@ -89,6 +133,7 @@ def machine_info() -> dict[str, Any]:
     """CPU model, cores, RAM, GPUs, OS and Python of this machine."""
     return {
         "cpu_model": cpu_model(),
+        "cpu_isa": cpu_isa(),
         "cpu_count": os.cpu_count(),
         "ram_gib": total_ram_gib(),
         "gpus": gpus(),

@@ -24,16 +24,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edge_runtime.machine import peak_rss_mib
 
 
 def _percentiles(values: list[float], pcts: list[float]) -> dict[str, float]:
@@ -41,25 +41,6 @@ def _percentiles(values: list[float], pcts: list[float]) -> dict[str, float]:
     out = {f"p{int(p) if float(p).is_integer() else p}": float(np.percentile(arr, p)) for p in pcts}
     out |= {"mean": float(arr.mean()), "min": float(arr.min()), "max": float(arr.max())}
     return out
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident set size so far, in MiB.
-
-    Linux: VmHWM from /proc/self/status, the high-water mark of this process's own address
-    space. Not `getrusage(RUSAGE_SELF).ru_maxrss`: Linux carries ru_maxrss across fork + exec,
-    so a child started by a large parent (the `hidiff` process with onnxruntime loaded) would
-    report the parent's footprint (measured here: 248 MiB instead of 129 MiB). Elsewhere
-    ru_maxrss (macOS reports bytes, other systems KiB).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 1024.0)
 
 
 def gpu_memory_mib(pid: int) -> float | None:

@@ -88,3 +88,15 @@ def test_graphs_are_clean_opset18_with_static_grid(built_package: Path) -> None:
             # batch symbolic, everything else fixed
             assert dims[0].dim_param
             assert all(d.dim_value > 0 for d in dims[1:]), inp.name
+
+
+def test_package_probe_reports_the_childs_own_peak(built_package: Path) -> None:
+    """The ledger's peak RSS is the fresh runtime process's, not its large parent's (Linux
+    carries ru_maxrss across fork + exec: a compress run holding 3 GB once 'measured' 3.3 GB)."""
+    from compress.evaluate import package_probe
+
+    ballast = np.ones(400 * 2**20 // 8)
+    ballast[::4096] = 2.0  # every page resident
+    probe = package_probe(built_package, threads=1, repeats=1)
+    assert 0 < probe["peak_rss_mib"] < 350, probe
+    assert probe["seconds"] > 0 and ballast.sum() > 0

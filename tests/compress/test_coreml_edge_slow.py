@@ -1,0 +1,40 @@
+"""The edge architecture converts to CoreML (mlprogram, fp16, 6-bit palettised weights), as the
+`apple` recipe's export does. The network is the committed small teacher pruned the way the
+`edge-cpu` recipe prunes it (magnitude, ratio 0.5), so its layers and channel counts are the
+shipped package's; the repair that follows pruning changes weights, not structure, and is left
+out to keep the test minutes long. Core ML itself runs only on macOS, so numbers are checked
+there (`checked`); here the conversion, the palettisation and the saved mlpackages are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from compress.prune import prune_model
+from compress.stage_io import teacher_student
+from compress.student import count_params
+
+TEACHER = Path(__file__).resolve().parents[2] / "models" / "teachers" / "aphidiff-small-t2"
+EDGE_PRUNE_RATIO = 0.5  # compress/recipes/edge-cpu.yaml
+
+
+@pytest.mark.slow
+def test_edge_architecture_converts_to_coreml(tmp_path: Path) -> None:
+    pytest.importorskip("coremltools")
+    from compress.export_formats import to_coreml
+
+    student, _ = teacher_student(TEACHER)
+    full = count_params(student.model)
+    prune_model(student.model, EDGE_PRUNE_RATIO)
+    assert count_params(student.model) < full / 3  # half the channels: about a quarter
+    grid = student.mc.data.grid
+    ct = np.zeros((1, student.mc.data.ct_channels, grid, grid), np.float32)
+    info = to_coreml(student.model, student.mc, ct, tmp_path / "coreml", palettize_bits=6)
+    for role in ("encoder", "denoiser"):
+        package = tmp_path / "coreml" / f"{role}.mlpackage"
+        assert (package / "Manifest.json").is_file()
+        assert any(package.rglob("weight.bin")), role
+    fp32_bytes = 4 * count_params(student.model)
+    assert 0 < info["bytes"] < fp32_bytes / 4  # 6-bit palettes, not fp16 or fp32 weights
