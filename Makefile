@@ -45,17 +45,18 @@ format: $(STAMP)
 
 # The benchmark run of issue 10: full (many-step) vs edge package on a held-out phantom cohort
 # that no training saw, device figures in child processes, accuracy, and the report.
-# FULL_PKG / EDGE_PKG: the shipped packages (the tiny 128^2 pair until the 512^2 ones exist);
-# LEDGER: their compression ledger, given to the report when the file exists; TORCH_REF: the
-# teacher timed in torch eager (a run folder, or preset:NAME). The cohort is at the full
+# FULL_PKG / EDGE_PKG: the shipped 512^2 packages (the small teacher as it is, DDIM 50, fp32;
+# and edge-cpu's compression of it); LEDGER: the edge package's compression ledger, given to the
+# report when the file exists; TORCH_REF: the teacher timed in torch eager (a run folder, or
+# preset:NAME). The cohort is at the full
 # package's grid, BENCH_N cases of BENCH_SLICES slices over the z FOV of
 # benchmarks/accuracy/heldout-cohort.json (100 mm, the phantom's smallest: 6.25 mm slices as in
 # training, the liver in about 11 of 16). The full package's synthesis dominates the time:
 # ~45 s per 512^2 slice on 2 cores, so ~36 min for 3 x 16 slices (BENCH_N=2: ~24 min).
-FULL_PKG  ?= compress/packages/aphidiff-tiny-t2-fp32-ddim50
-EDGE_PKG  ?= compress/packages/aphidiff-tiny-t2-fp32
-LEDGER    ?= compress/packages/ledger.json
-TORCH_REF ?= preset:full
+FULL_PKG  ?= compress/packages/aphidiff-small-t2-fp32-ddim50
+EDGE_PKG  ?= compress/packages/aphidiff-small-t2-int8-ddim1-edge-cpu
+LEDGER    ?= $(EDGE_PKG).ledger.json
+TORCH_REF ?= models/teachers/aphidiff-small-t2
 BENCH     ?= $(DEMO)/bench
 BENCH_N   ?= 3
 BENCH_SLICES ?= 16

@@ -30,14 +30,17 @@ from models.phantom import LABELS, render_case
 from models.phantom.case import PhantomCase
 
 # The package `make demo` uses: committed in the repository (compress/packages/).
-DEFAULT_PACKAGE = Path(__file__).resolve().parent.parent / "compress/packages/aphidiff-tiny-t2-fp32"
+DEFAULT_PACKAGE = (
+    Path(__file__).resolve().parent.parent
+    / "compress/packages/aphidiff-small-t2-int8-ddim1-edge-cpu"
+)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     """What the demo renders and how it scores."""
 
-    # A patient outside the shipped package's training and validation cohort (seed 7, n 8).
+    # A patient outside the shipped package's training and validation cohort (seed 7, 10 cases).
     seed: int = 2026
     # The phantom's z field of view; slices are chosen so their spacing is the package's.
     fov_z_mm: float = 200.0

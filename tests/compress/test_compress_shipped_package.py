@@ -17,12 +17,18 @@ from models.demo import DEFAULT_PACKAGE
 PACKAGES = Path(__file__).resolve().parents[2] / "compress" / "packages"
 
 
+EDGE = PACKAGES / "aphidiff-small-t2-int8-ddim1-edge-cpu"
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 @pytest.mark.parametrize("name", ["aphidiff-tiny-t2-fp32", "aphidiff-tiny-t2-fp32-ddim50"])
-def test_committed_package_verifies(name: str) -> None:
+def test_committed_tiny_package_verifies(name: str) -> None:
     folder = PACKAGES / name
     pkg = load_package(folder)  # every sha256 checked
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-    assert size < 10 * 2**20
+    assert _size(folder) < 10 * 2**20
     m = pkg.manifest
     assert m.provenance["compression_recipe"] is None and "fp32" in m.name
     assert (folder / "MODEL_CARD.md").is_file()
@@ -30,8 +36,27 @@ def test_committed_package_verifies(name: str) -> None:
     assert report.passed, report.to_dict()
 
 
+def test_committed_edge_package() -> None:
+    """The shipped edge package (issue 8): the edge-cpu recipe run on the shipped teacher, at
+    most 50 MB, at most 4 sampler steps, INT8, with its ledger and card, reproducing its
+    reference on this CPU."""
+    pkg = load_package(EDGE)  # every sha256 checked
+    m = pkg.manifest
+    assert _size(EDGE) <= 50 * 10**6
+    assert m.sampler.steps <= 4 and m.grid.shape == (512, 512)
+    assert m.provenance["compression_recipe"] == m.provenance["recipe"]["name"] == "edge-cpu"
+    assert json.loads((EDGE / "manifest.json").read_text())["reference"]["precision"] == "int8"
+    teacher = hashlib.sha256((TEACHER / "weights.safetensors").read_bytes()).hexdigest()
+    assert m.provenance["teacher_sha256"] == teacher
+    ledger = json.loads(EDGE.with_name(EDGE.name + ".ledger.json").read_text())
+    assert ledger["status"] == "ok" and ledger["teacher_hash"] == teacher
+    assert (EDGE / "MODEL_CARD.md").is_file()
+    report = verify_package(pkg, "cpu", options=RuntimeOptions(cache_dir=None))
+    assert report.passed, report.to_dict()
+
+
 def test_demo_with_the_default_package(tmp_path: Path, capsys) -> None:
-    assert DEFAULT_PACKAGE == PACKAGES / "aphidiff-tiny-t2-fp32"
+    assert DEFAULT_PACKAGE == EDGE
     try:
         cli.main(["demo", "--out", str(tmp_path / "demo")])
         code = 0
@@ -39,7 +64,7 @@ def test_demo_with_the_default_package(tmp_path: Path, capsys) -> None:
         code = int(exc.code or 0)
     assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert summary["package"] == "aphidiff-tiny-t2-fp32-ddim4" and summary["slices"] == 32
+    assert summary["package"] == EDGE.name and summary["grid"] == [32, 512, 512]
     # the shipped model is weak but real: well above an unrelated image, far below the ceiling
     assert 0.3 < summary["ssim_body_liver_slices"] < 0.9
 
