@@ -37,4 +37,6 @@ def test_edge_architecture_converts_to_coreml(tmp_path: Path) -> None:
         assert (package / "Manifest.json").is_file()
         assert any(package.rglob("weight.bin")), role
     fp32_bytes = 4 * count_params(student.model)
-    assert 0 < info["bytes"] < fp32_bytes / 4  # 6-bit palettes, not fp16 or fp32 weights
+    # fp16 weights would be 0.5 of fp32; 6-bit palettes are 0.19 of the tensors palettised, plus
+    # the small ones coremltools leaves in fp16 and the mlpackage's metadata (measured 0.28)
+    assert 0 < info["bytes"] < 0.35 * fp32_bytes
