@@ -53,11 +53,24 @@ def accuracy(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing --out.")
     ] = False,
+    sequence_check: Annotated[
+        str,
+        typer.Option(
+            "--sequence-check",
+            help="refuse: a prediction whose tissue contrast matches another sequence is an "
+            "error (a mislabelled file); warn: log it and judge the file as named (predictions a "
+            "package wrote itself).",
+        ),
+    ] = "refuse",
 ) -> None:
     """Judge prediction folders against the truth: per-case CSV, summary JSON, figures."""
-    from benchmarks.accuracy.cohort import SEQUENCES
+    from benchmarks.accuracy.cohort import SEQUENCES, CohortConfig
+    from benchmarks.accuracy.evaluate import AccuracyConfig
     from benchmarks.accuracy.run import parse_predictions, run_accuracy
     from edge_runtime.errors import InputError
+
+    if sequence_check not in ("refuse", "warn"):
+        raise InputError(f"--sequence-check: {sequence_check!r}; use refuse or warn")
 
     seqs = None
     if sequences:
@@ -74,6 +87,7 @@ def accuracy(
         margin=margin,
         worst=worst,
         overwrite=overwrite,
+        cfg=AccuracyConfig(cohort=CohortConfig(sequence_check=sequence_check)),
     )
     typer.echo(str(Path(out) / "summary.json"))
     for m, res in summary["results"].items():

@@ -16,6 +16,7 @@ infinite voxels, or a volume whose tissue contrast is that of another sequence t
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,8 @@ from scipy import stats as sps
 
 from edge_runtime.errors import InputError
 from edge_runtime.io.nifti_scan import nonfinite_count
+
+log = logging.getLogger(__name__)
 
 SEQUENCES = ("t1", "t2", "t1c")
 COHORT_FORMAT = "hidiff-phantom-cohort/1"
@@ -42,6 +45,10 @@ class CohortConfig:
     direction_tolerance: float = 1e-4
     sequence_margin: float = 0.15  # rank-correlation lead another sequence needs to be "it"
     min_label_voxels: int = 50  # labels smaller than this do not vote in the sequence check
+    # "refuse": a prediction whose contrast matches another sequence is an input error (a file
+    # given under the wrong name). "warn": log it and judge the file as named, for predictions
+    # a package wrote itself, where a weak model's contrast, not the file, is what is off.
+    sequence_check: str = "refuse"
 
 
 @dataclass(frozen=True)
@@ -350,11 +357,15 @@ def check_sequence(
         corr[other] = float(sps.spearmanr([sig[k] for k in keys], [ref[k] for k in keys])[0])
     best = max(corr, key=lambda k: corr[k])
     if best != seq and corr[best] - corr.get(seq, -1.0) > cfg.sequence_margin:
-        raise InputError(
+        message = (
             f"{path}: looks like {best.upper()}, not {seq.upper()} (tissue contrast rank "
             f"correlation {corr[best]:.2f} with true {best} vs {corr.get(seq, float('nan')):.2f} "
             f"with true {seq})"
         )
+        if cfg.sequence_check == "warn":
+            log.warning("%s; judged as %s (--sequence-check warn)", message, seq.upper())
+            return
+        raise InputError(message)
 
 
 def load_prediction(

@@ -98,7 +98,7 @@ def test_nan_is_refused(cohort_dir, prediction_dirs, tmp_path, capsys) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_wrong_sequence_is_refused(cohort_dir, prediction_dirs, tmp_path, capsys) -> None:
+def test_wrong_sequence_is_refused(cohort_dir, prediction_dirs, tmp_path, capsys, caplog) -> None:
     dirs, _ = prediction_dirs
     bad = _copy_method(dirs["truth"], tmp_path / "swap")
     shutil.copy(
@@ -109,6 +109,18 @@ def test_wrong_sequence_is_refused(cohort_dir, prediction_dirs, tmp_path, capsys
         "--sequences", "t2",
     )  # fmt: skip
     assert code == 2 and "looks like T1, not T2" in err
+    # --sequence-check warn: the same file is judged as named, the mismatch logged
+    code, _, err = _hidiff(
+        capsys, "--pred", f"swap={bad}", "--truth", cohort_dir, "--out", tmp_path / "w",
+        "--sequences", "t2", "--sequence-check", "warn",
+    )  # fmt: skip
+    assert code == 0 and "looks like T1, not T2" in caplog.text
+    assert (tmp_path / "w" / "summary.json").is_file()
+    code, _, err = _hidiff(
+        capsys, "--pred", f"swap={bad}", "--truth", cohort_dir, "--out", tmp_path / "x",
+        "--sequences", "t2", "--sequence-check", "maybe",
+    )  # fmt: skip
+    assert code == 2 and "--sequence-check" in err
 
 
 def test_every_true_sequence_passes_the_sequence_check(cohort_dir) -> None:
