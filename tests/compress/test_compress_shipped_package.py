@@ -45,7 +45,7 @@ def test_committed_edge_package() -> None:
     assert _size(EDGE) <= 50 * 10**6
     assert m.sampler.steps <= 4 and m.grid.shape == (512, 512)
     assert m.provenance["compression_recipe"] == m.provenance["recipe"]["name"] == "edge-cpu"
-    assert json.loads((EDGE / "manifest.json").read_text())["reference"]["precision"] == "int8"
+    assert m.reference.precision == "int8"
     teacher = hashlib.sha256((TEACHER / "weights.safetensors").read_bytes()).hexdigest()
     assert m.provenance["teacher_sha256"] == teacher
     ledger = json.loads(EDGE.with_name(EDGE.name + ".ledger.json").read_text())
