@@ -196,7 +196,8 @@ def build_report(
             intro = (
                 f"From {acc.root} (hidiff bench accuracy, {s['provenance']['date']}): cases "
                 f"{', '.join(s['cases'])}; reference method {s['reference_method']}; "
-                f"non-inferiority margin on SSIM {s['noninferiority_margin_ssim']}. Verdicts are "
+                f"non-inferiority margin {s['noninferiority_margin_ssim']} on "
+                f"{', '.join(s.get('noninferiority_metrics', ['ssim']))}. Verdicts are "
                 "the harness's own (benchmarks.stats.paired_comparison), copied, not re-tested."
             )
             md += ["## Accuracy of compressed vs full", "", intro, "", _md_table(acc_tab), ""]

@@ -77,7 +77,8 @@ def prediction_dirs(cohort_dir: Path, tmp_path_factory) -> tuple[dict[str, Path]
     root = tmp_path_factory.mktemp("predictions")
     cohort = load_truth(cohort_dir)
     cfg = phantom_config()
-    dirs = {m: root / m for m in ("truth", "real1", "erased", "painted", "shifted")}
+    methods = ("truth", "real1", "erased", "painted", "shifted", "outside")
+    dirs = {m: root / m for m in methods}
     erased = painted = None
     for entry in cohort.meta["cases"]:
         cid = entry["id"]
@@ -94,6 +95,9 @@ def prediction_dirs(cohort_dir: Path, tmp_path_factory) -> tuple[dict[str, Path]
             truth = case.truth(seq)
             moved = ndi.shift(truth, (0, 0, SHIFT_MM / spacing[2]), order=1, mode="nearest")
             write_like(src, moved, dirs["shifted"] / cid / f"mr_{seq}.nii.gz")
+            # the truth inside the liver, another realisation around it
+            inside = np.where(case.liver, truth, real1.images[f"mr_{seq}_ctphase"])
+            write_like(src, inside, dirs["outside"] / cid / f"mr_{seq}.nii.gz")
         # erase the first small satellite the fixed detector sees on the true T2
         t2 = case.truth("t2")
         probes, _ = lesion_probes(
@@ -144,7 +148,7 @@ class Report:
 
 @pytest.fixture(scope="session")
 def report(cohort_dir, prediction_dirs, tmp_path_factory) -> Report:
-    """One harness run on T2 with all five prediction folders."""
+    """One harness run on T2 with all six prediction folders."""
     from benchmarks.accuracy.run import run_accuracy
 
     dirs, edits = prediction_dirs

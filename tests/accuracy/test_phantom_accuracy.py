@@ -109,6 +109,23 @@ def test_report_files_and_names(report) -> None:
     assert "FID" not in text and "Frechet filter-bank distance" in text
 
 
+def test_liver_masked_ssim_has_its_own_noninferiority_verdict(report) -> None:
+    """A prediction that is the truth inside the liver and another realisation outside it is
+    non-inferior on the liver-masked SSIM and not on the whole-image SSIM: the two verdicts are
+    separate tests, each with the margin."""
+    s = report.summary
+    assert s["noninferiority_metrics"] == ["ssim", "ssim_liver_masked"]
+    verdict = {
+        c["metric"]: c
+        for c in s["comparisons"]
+        if c["b"] == "outside" and c["metric"] in s["noninferiority_metrics"]
+    }
+    masked, whole = verdict["ssim_liver_masked"], verdict["ssim"]
+    assert masked["noninferiority_margin"] == whole["noninferiority_margin"] == 0.01
+    assert masked["mean_diff"] == pytest.approx(0.0, abs=1e-12) and masked["noninferior"] is True
+    assert whole["mean_diff"] < -0.01 and whole["noninferior"] is False
+
+
 def test_lesion_typing_refuses_fewer_patients_than_folds(report) -> None:
     """Typing is cross-validated by patient: this 2-patient cohort cannot make 5 folds, and the
     summary says so instead of scoring lesions of a patient the classifier was trained on.
