@@ -47,7 +47,11 @@ def accuracy(
         typer.Option("--sequences", help="Comma-separated subset of t1,t2,t1c (default: all)."),
     ] = None,
     margin: Annotated[
-        float, typer.Option("--margin", help="Non-inferiority margin on the mean paired SSIM, whole-image and liver-masked.")
+        float,
+        typer.Option(
+            "--margin",
+            help="Non-inferiority margin on the mean paired SSIM, whole-image and liver-masked.",
+        ),
     ] = 0.01,
     worst: Annotated[int, typer.Option("--worst", min=0, help="Worst cases shown per method.")] = 2,
     overwrite: Annotated[
