@@ -101,6 +101,14 @@ def accuracy(
             if v["ssim"]["mean"] is not None
         ]
         typer.echo(f"{m}: " + ", ".join(parts))
+    for c in summary["comparisons"]:
+        if c.get("status") == "ok" and c.get("noninferior") is not None:
+            verdict = "non-inferior" if c["noninferior"] else "NOT shown non-inferior"
+            typer.echo(
+                f"{c['metric']}: {c['b']} - {c['a']} = {c['mean_diff']:+.4f} "
+                f"({c['ci_level']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}], n = {c['n']}): {verdict} "
+                f"at margin {c['noninferiority_margin']}"
+            )
 
 
 from benchmarks.device.cli import register as _register_device  # noqa: E402

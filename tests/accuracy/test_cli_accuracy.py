@@ -34,15 +34,19 @@ def test_command_runs_and_writes_the_report(cohort_dir, prediction_dirs, tmp_pat
     out = tmp_path / "acc"
     try:
         cli.main(
-            ["bench", "accuracy", "--pred", f"real1={dirs['real1']}", "--truth", str(cohort_dir),
-             "--out", str(out), "--sequences", "t2", "--worst", "1"]
+            ["bench", "accuracy", "--pred", f"truth={dirs['truth']}", "--pred",
+             f"real1={dirs['real1']}", "--truth", str(cohort_dir), "--out", str(out),
+             "--sequences", "t2", "--worst", "1"]
         )  # fmt: skip
     except SystemExit as exc:  # typer's standalone mode exits 0 on success
         assert exc.code in (0, None)
     text = capsys.readouterr().out
     assert "summary.json" in text and "real1: t2 SSIM" in text
+    # one verdict line per non-inferiority metric, from the summary's comparisons
+    assert "ssim: real1 - truth = -" in text and "NOT shown non-inferior at margin 0.01" in text
+    assert "ssim_liver_masked: real1 - truth = -" in text and "(95% CI [" in text
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["methods"] == {"real1": str(dirs["real1"])}
+    assert summary["methods"] == {"truth": str(dirs["truth"]), "real1": str(dirs["real1"])}
     assert "bench accuracy" in summary["provenance"]["command"] or summary["provenance"]["command"]
     assert (out / "per_case.csv").is_file() and (out / "figures" / "box_plots.png").is_file()
     # an existing output is refused, not overwritten
