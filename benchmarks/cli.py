@@ -68,13 +68,15 @@ def accuracy(
     ] = "refuse",
 ) -> None:
     """Judge prediction folders against the truth: per-case CSV, summary JSON, figures."""
-    from benchmarks.accuracy.cohort import SEQUENCES, CohortConfig
+    from benchmarks.accuracy.cohort import SEQUENCE_CHECKS, SEQUENCES, CohortConfig
     from benchmarks.accuracy.evaluate import AccuracyConfig
     from benchmarks.accuracy.run import parse_predictions, run_accuracy
     from edge_runtime.errors import InputError
 
-    if sequence_check not in ("refuse", "warn"):
-        raise InputError(f"--sequence-check: {sequence_check!r}; use refuse or warn")
+    if sequence_check not in SEQUENCE_CHECKS:
+        raise InputError(
+            f"--sequence-check: {sequence_check!r}; use {' or '.join(SEQUENCE_CHECKS)}"
+        )
 
     seqs = None
     if sequences:
@@ -91,7 +93,7 @@ def accuracy(
         margin=margin,
         worst=worst,
         overwrite=overwrite,
-        cfg=AccuracyConfig(cohort=CohortConfig(sequence_check=sequence_check)),
+        cfg=AccuracyConfig(cohort=CohortConfig(sequence_check=sequence_check)),  # type: ignore[arg-type]
     )
     typer.echo(str(Path(out) / "summary.json"))
     for m, res in summary["results"].items():

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import SimpleITK as sitk
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 SEQUENCES = ("t1", "t2", "t1c")
 COHORT_FORMAT = "hidiff-phantom-cohort/1"
 SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
+SEQUENCE_CHECKS = ("refuse", "warn")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,13 @@ class CohortConfig:
     # "refuse": a prediction whose contrast matches another sequence is an input error (a file
     # given under the wrong name). "warn": log it and judge the file as named, for predictions
     # a package wrote itself, where a weak model's contrast, not the file, is what is off.
-    sequence_check: str = "refuse"
+    sequence_check: Literal["refuse", "warn"] = "refuse"
+
+    def __post_init__(self) -> None:
+        if self.sequence_check not in SEQUENCE_CHECKS:
+            raise InputError(
+                f"sequence check {self.sequence_check!r}: use {' or '.join(SEQUENCE_CHECKS)}"
+            )
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,11 @@ def test_bad_truth(tmp_path, capsys) -> None:
         capsys, "--pred", f"a={tmp_path}", "--truth", tmp_path, "--out", tmp_path / "o"
     )
     assert code == 2 and "neither cohort.json nor case.json" in err
+
+
+def test_an_unknown_sequence_check_is_refused_through_the_api_too() -> None:
+    from benchmarks.accuracy.cohort import CohortConfig
+    from edge_runtime.errors import InputError
+
+    with pytest.raises(InputError, match="use refuse or warn"):
+        CohortConfig(sequence_check="refuse ")  # type: ignore[arg-type]
