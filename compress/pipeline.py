@@ -66,7 +66,7 @@ from compress.student import (
     load_student,
 )
 from edge_runtime.atomic import atomic_directory, atomic_write_json, remove_partials
-from edge_runtime.console import console
+from edge_runtime.console import console, log
 from edge_runtime.errors import HidiffError, InputError
 from edge_runtime.machine import provenance
 from edge_runtime.package.manifest import SamplerSpec
@@ -209,9 +209,27 @@ def stage_quantize(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any
     (dest / "quantized").rmdir()
     student.save(dest / "student")
     enc, den = _graphs(dest, spec.precision)
-    row = graphs_row(ctx, student, enc, den, spec_of(_sampler(ctx, student)))
+    sspec = spec_of(_sampler(ctx, student))
+    row = graphs_row(ctx, student, enc, den, sspec)
+    # The same loop with the stage's fp32 graphs: whether the quantized graphs are faster on
+    # this CPU is measured, not assumed (it decides which precisions a CPU package ships).
+    ev = ctx.recipe.eval
+    fp32_s = OnnxPair(*_graphs(dest, "fp32"), ev.latency_threads).latency(
+        ctx.es, sspec, ev.latency_repeats
+    )
+    speedup = fp32_s / row["cpu_latency_s_per_slice"]
+    if speedup < 1.0:
+        log.warning(
+            "quantize: %s graphs %.3f s per slice vs fp32 %.3f s on this CPU (%.2fx)",
+            spec.precision,
+            row["cpu_latency_s_per_slice"],
+            fp32_s,
+            speedup,
+        )
     return {
         **row,
+        "cpu_latency_s_per_slice_fp32": fp32_s,
+        "speedup_vs_fp32": speedup,
         "precision": spec.precision,
         "export_gate_worst_db": info["export_gate_worst_db"],
         "quantize_gate_db": info["gates"],
@@ -246,8 +264,8 @@ def stage_package(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]
     spec = ctx.recipe.package
     assert spec is not None and prev is not None
     student = _student_from(ctx, prev)
-    precision = _precision(prev)
-    graphs = {precision: _graphs(prev, precision)}
+    precision = (spec.precisions or (_precision(prev),))[0]
+    graphs = {p: _graphs(prev, p) for p in spec.precisions or (precision,)}
     sampler = _sampler(ctx, student)
     seq = ctx.recipe.sequence
     mc = student.mc
@@ -278,7 +296,8 @@ def stage_package(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]
         spec,
         name,
         f"AP-HiDiff {mc.preset} compressed by recipe {ctx.recipe.name}: "
-        f"{', '.join(ctx.recipe.stages)}; {precision}, {sampler['kind']} {sampler['steps']} steps.",
+        f"{', '.join(ctx.recipe.stages)}; {' + '.join(graphs)}, {sampler['kind']} "
+        f"{sampler['steps']} steps.",
         extra_files=extra,
         coreml=coreml or None,
         provenance_extra={
@@ -314,6 +333,7 @@ def stage_package(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]
         **accuracy(out, ctx.es, ctx.teacher_outputs),
         "runtime": "edge_runtime",
         "precision": precision,
+        "precisions": list(graphs),
         "package": pkg.name,
     }
 

@@ -107,6 +107,12 @@ class PackageSpec:
     # None: aphidiff-<preset>-<seq>-<precision>-<sampler><steps>-<recipe>.
     name: str | None = None
     reference_slices: int = 2
+    # Graph precisions shipped, the reference's first; empty: the last stage's precision only.
+    # "fp32" beside "int8" ships the pruned student's fp32 graphs too: each device profile runs
+    # its preferred one (edge_runtime.providers: the CPU fp32, NPUs int8). On 2-core x86 CPUs
+    # the int8 graphs of this architecture measured slower than fp32 (quantize/dequantize and
+    # layout changes around every GroupNorm and SiLU); the quantize row of the ledger has both.
+    precisions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,6 +218,15 @@ def _check(recipe: Recipe, where: str) -> None:
             raise InputError(f"{where}: unknown export format(s) {bad}")
         if e.coreml_palettize_bits not in (None, 4, 6):
             raise InputError(f"{where}: export.coreml_palettize_bits must be 4, 6 or null")
+    pk = recipe.package
+    if pk is not None and pk.precisions:
+        made = {"fp32", q.precision} if q is not None else {"fp32"}
+        bad = [x for x in pk.precisions if x not in made]
+        if bad or len(set(pk.precisions)) != len(pk.precisions):
+            raise InputError(
+                f"{where}: package.precisions {list(pk.precisions)}: each once, from the graphs "
+                f"the stages make ({sorted(made)})"
+            )
     if "package" not in recipe.stages:
         raise InputError(f"{where}: a recipe ends with the package stage")
 

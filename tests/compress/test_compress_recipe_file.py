@@ -57,6 +57,8 @@ def _write(tmp_path: Path, doc: dict) -> Path:
         (lambda d: _stage(d, "prune").update(timesteps="some"), "uniform or sampler"),
         (lambda d: d["stages"].pop(0), "needs a sampler stage"),
         (lambda d: _stage(d, "quantize").update(precision="int4"), "int8 or fp16"),
+        (lambda d: _stage(d, "package").update(precisions=["fp32", "fp16"]), "precisions"),
+        (lambda d: _stage(d, "package").update(precisions=["int8", "int8"]), "each once"),
     ],
 )
 def test_typos_and_bad_values_are_refused(tmp_path: Path, change, message: str) -> None:

@@ -71,6 +71,12 @@ def test_every_stage_has_a_ledger_row_and_the_package_verifies(compressed) -> No
         and prune["gflops_per_slice"] < (teacher["gflops_per_slice"])
     )
     assert ledger["stages"][-1]["sampler_steps"] == 2
+    # the quantized graphs' latency beside the same loop's with the stage's fp32 graphs
+    quant = ledger["stages"][4]
+    assert quant["cpu_latency_s_per_slice_fp32"] > 0
+    assert quant["speedup_vs_fp32"] == pytest.approx(
+        quant["cpu_latency_s_per_slice_fp32"] / quant["cpu_latency_s_per_slice"]
+    )
     assert ledger["stages"][-1]["peak_rss_mib"] > 0
     assert ledger["teacher_hash"] == ledger["teacher"]["checkpoint_sha256"]
 
@@ -107,6 +113,33 @@ def test_rerun_resumes_and_an_edit_reruns_from_the_changed_stage(
     assert rows["quantize"]["status"] == "failed" and "dB" in rows["quantize"]["reason"]
     assert "export" not in rows and "package" not in rows
     assert not failed_out.exists()
+
+
+def test_package_ships_fp32_beside_int8_and_the_cpu_runs_fp32(compressed, short_run: Path) -> None:
+    """`package.precisions: [fp32, int8]` in the same work folder: only the package stage runs
+    again; the package carries both graph sets, its reference is made with the first, the CPU
+    profile runs fp32 and an NPU profile's choice (int8) is still there to pick."""
+    from edge_runtime.providers import PROFILES, choose_precision
+
+    root, _, out = compressed
+    doc = yaml.safe_load(TINY_RECIPE.read_text())
+    next(st for st in doc["stages"] if "package" in st)["package"]["precisions"] = ["fp32", "int8"]
+    path = root / "both.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    both_out = root / "pkg-both"
+    ledger = run_recipe(short_run, load_recipe(path), both_out, work=out.with_name("pkg.work"))
+    before = json.loads((out.parent / "pkg.ledger.json").read_text())["stages"]
+    for new, old in zip(ledger["stages"][:-1], before[:-1], strict=True):
+        assert new.get("seconds") == old.get("seconds"), new["stage"]
+    assert ledger["stages"][-1]["precisions"] == ["fp32", "int8"]
+    package = load_package(both_out)
+    m = package.manifest
+    assert set(m.graphs) == {"fp32", "int8"} and m.reference.precision == "fp32"
+    assert "-fp32-" in m.name and "fp32 + int8" in m.description
+    assert choose_precision(PROFILES["cpu"], list(m.graphs)) == "fp32"
+    assert choose_precision(PROFILES["openvino"], list(m.graphs)) == "int8"
+    assert verify_package(package, "cpu").passed
+    assert verify_package(package, "cpu", "int8").passed
 
 
 def test_a_failed_recipe_exits_2_with_one_line(
