@@ -31,6 +31,11 @@ def cohort_result(tmp_path_factory) -> dict:
             "128",
             "--methods",
             "motion,syn,elastix,elastix+liver",
+            # as the committed JSON's command: two single-threaded cases at a time
+            "--workers",
+            "2",
+            "--threads",
+            "1",
             "--work",
             str(work),
             "--results",
