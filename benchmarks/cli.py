@@ -103,13 +103,14 @@ def accuracy(
             if v["ssim"]["mean"] is not None
         ]
         typer.echo(f"{m}: " + ", ".join(parts))
+    from benchmarks.report.tables import verdict_text
+
     for c in summary["comparisons"]:
         if c.get("status") == "ok" and c.get("noninferior") is not None:
-            verdict = "non-inferior" if c["noninferior"] else "NOT shown non-inferior"
             ci = f"{c['ci_level']:.0%} CI [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
             typer.echo(
                 f"{c['metric']}: {c['b']} - {c['a']} = {c['mean_diff']:+.4f} ({ci}, "
-                f"n = {c['n']}): {verdict} at margin {c['noninferiority_margin']}"
+                f"n = {c['n']}): {verdict_text(c)}"
             )
 
 

@@ -264,8 +264,9 @@ def stage_package(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]
     spec = ctx.recipe.package
     assert spec is not None and prev is not None
     student = _student_from(ctx, prev)
-    precision = (spec.precisions or (_precision(prev),))[0]
-    graphs = {p: _graphs(prev, p) for p in spec.precisions or (precision,)}
+    shipped = spec.precisions or (_precision(prev),)
+    precision = shipped[0]
+    graphs = {p: _graphs(prev, p) for p in shipped}
     sampler = _sampler(ctx, student)
     seq = ctx.recipe.sequence
     mc = student.mc

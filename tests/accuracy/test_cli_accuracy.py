@@ -43,7 +43,7 @@ def test_command_runs_and_writes_the_report(cohort_dir, prediction_dirs, tmp_pat
     text = capsys.readouterr().out
     assert "summary.json" in text and "real1: t2 SSIM" in text
     # one verdict line per non-inferiority metric, from the summary's comparisons
-    assert "ssim: real1 - truth = -" in text and "NOT shown non-inferior at margin 0.01" in text
+    assert "ssim: real1 - truth = -" in text and "NOT shown non-inferior (margin 0.01)" in text
     assert "ssim_liver_masked: real1 - truth = -" in text and "(95% CI [" in text
     summary = json.loads((out / "summary.json").read_text())
     assert summary["methods"] == {"truth": str(dirs["truth"]), "real1": str(dirs["real1"])}
