@@ -13,6 +13,17 @@ metadata names the run, its checkpoint's sha256, the role and the sequence.
 The gate (apple/ml-stable-diffusion's idea, with this project's threshold): onnxruntime's output
 on real inputs must match torch's at >= 60 dB PSNR for fp32 (data range: the torch output's
 peak-to-peak), for every output tensor; otherwise the export is refused and nothing is returned.
+
+A graph with a vector quantiser (the encoder's ArgMin over codeword distances) is gated in two
+parts, because argmin is not continuous: on a near-tie, rounding that is far below the gate
+flips one code, and the condition maps then differ by a whole codeword at that position (seen
+on 2026-12-03: cond_0 at 59.6 dB on one CPU, 65.1 dB on another, from the same weights). So
+the gate taps each ArgMin's input (the distances) and output (the codes) in a copy of the
+graph, compares the distances with torch's at the threshold, checks that every code the graph
+chose differently is one its own distances prefer (a tie broken the other way, not a wrong
+kernel), and compares the outputs with torch run on the graph's codes. The flips are counted
+in the result. A genuinely wrong graph still fails: its distances, or its outputs given the
+same codes, are off.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from edge_runtime import metrics
@@ -41,6 +53,7 @@ from edge_runtime.package.manifest import (
 )
 from models.aphidiff.config import SEQUENCES
 from models.aphidiff.graphs import DenoiserGraph, EncoderGraph, condition_names
+from models.aphidiff.vqvae import VectorQuantizer
 
 log = logging.getLogger("hidiff.compress.export")
 
@@ -76,6 +89,10 @@ class GateResult:
     psnr_db: Mapping[str, float]
     max_abs_error: Mapping[str, float]
     psnr_min_db: float
+    # Per vector quantiser: positions whose code the graph chose differently from torch (ties
+    # its own distances break the other way), and how many positions were coded.
+    code_flips: Mapping[str, int] = field(default_factory=dict)
+    codes: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def worst_db(self) -> float:
@@ -92,6 +109,11 @@ class GateResult:
             "max_abs_error": dict(self.max_abs_error),
             "psnr_min_db": self.psnr_min_db,
             "passed": self.passed,
+            **(
+                {"code_flips": dict(self.code_flips), "codes": dict(self.codes)}
+                if self.codes
+                else {}
+            ),
         }
 
 
@@ -159,6 +181,109 @@ def run_onnx(graph: bytes, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndar
     return dict(zip(names, sess.run(names, dict(feeds)), strict=True))
 
 
+def with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
+    """A serialised copy of `model` that also returns the intermediate tensors `names` (their
+    types as shape inference gives them, float where it cannot)."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type for v in (*inferred.value_info, *inferred.input, *inferred.output)}
+    have = {o.name for o in model.graph.output}
+    for name in names:
+        if name in have:
+            continue
+        out = model.graph.output.add()
+        out.name = name
+        if name in types:
+            out.type.CopyFrom(types[name])
+        else:
+            out.type.CopyFrom(onnx.helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, None))
+    buf = io.BytesIO()
+    onnx.save_model(model, buf)
+    return buf.getvalue()
+
+
+def _argmin_taps(model: onnx.ModelProto) -> list[tuple[str, str]]:
+    """(distances, codes) tensor names of each top-level ArgMin, in graph order."""
+    return [(n.input[0], n.output[0]) for n in model.graph.node if n.op_type == "ArgMin"]
+
+
+@dataclass
+class _QuantiserTap:
+    """Forward hooks on a module's vector quantisers: record what each call saw and chose,
+    or make each call use given codes instead of its own argmin."""
+
+    quantisers: list[VectorQuantizer]
+    forced: list[np.ndarray] | None = None
+    seen: list[tuple[VectorQuantizer, torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    def hook(self, q: VectorQuantizer, args: tuple, output: tuple) -> tuple | None:
+        z = args[0]
+        b, d, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        self.seen.append((q, flat, output[1].reshape(-1)))
+        if self.forced is None:
+            return None
+        idx = torch.from_numpy(self.forced[len(self.seen) - 1].reshape(-1).astype(np.int64))
+        zq = F.embedding(idx, q.codebook).reshape(b, h, w, d).permute(0, 3, 1, 2)
+        return zq, idx.reshape(b, h, w), output[2]
+
+    def run(self, module: nn.Module, args: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        self.seen = []
+        handles = [q.register_forward_hook(self.hook) for q in self.quantisers]
+        try:
+            with torch.no_grad():
+                out = module(*args)
+        finally:
+            for h in handles:
+                h.remove()
+        return out if isinstance(out, tuple) else (out,)
+
+
+def _compare(role: str, got: Sequence[np.ndarray], want: Sequence[torch.Tensor], names):
+    psnr, err = {}, {}
+    for name, g, w in zip(names, got, want, strict=True):
+        w = w.numpy()
+        if g.shape != w.shape:
+            raise ExportGateError(f"{role} output {name}: shape {g.shape}, torch {w.shape}")
+        data_range = float(w.max() - w.min()) or 1.0
+        psnr[name] = metrics.psnr(g, w, data_range)
+        err[name] = float(np.abs(g.astype(np.float64) - w).max())
+    return psnr, err
+
+
+def _codes_gate(
+    role: str,
+    graph: bytes,
+    taps: Sequence[tuple[str, str]],
+    tap: _QuantiserTap,
+    feeds: Mapping[str, np.ndarray],
+) -> tuple[dict, dict, dict, list[np.ndarray]]:
+    """Distances PSNR and code flips per quantiser (the graph's ArgMins in call order), and
+    the graph's codes; refuses codes that are not the argmin of the graph's own distances."""
+    inner = run_onnx(
+        with_outputs(onnx.load_model_from_string(graph), [name for pair in taps for name in pair]),
+        feeds,
+    )
+    psnr, err, flips, codes_all = {}, {}, {}, []
+    for k, ((dist_name, code_name), (q, flat, torch_codes)) in enumerate(
+        zip(taps, tap.seen, strict=True)
+    ):
+        dist, codes = inner[dist_name], inner[code_name].reshape(-1)
+        with torch.no_grad():
+            want = q.distances(flat)
+        p, e = _compare(role, [dist], [want], [f"vq{k}.distances"])
+        psnr.update(p)
+        err.update(e)
+        if np.any(dist[np.arange(codes.size), codes] > dist.min(axis=1)):
+            raise ExportGateError(
+                f"export refused: {role} quantiser {k}: the graph's codes are not the argmin "
+                "of its own distances"
+            )
+        flips[f"vq{k}"] = int((codes != torch_codes.numpy()).sum())
+        codes_all.append(codes)
+    return psnr, err, flips, codes_all
+
+
 def gate(
     role: str,
     graph: bytes,
@@ -167,23 +292,27 @@ def gate(
     cfg: ExportConfig | None = None,
 ) -> GateResult:
     """Compare `graph` in onnxruntime with `module` in torch on `feeds` (in the graph's input
-    order); refuse (ExportGateError) when any output is below the PSNR threshold."""
+    order); refuse (ExportGateError) when any output is below the PSNR threshold. Vector
+    quantisers are compared through their distances and codes (module docstring)."""
     cfg = cfg or ExportConfig()
-    with torch.no_grad():
-        want = module(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()))
-    want = want if isinstance(want, tuple) else (want,)
+    args = [torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()]
+    tap = _QuantiserTap([m for m in module.modules() if isinstance(m, VectorQuantizer)])
+    want = tap.run(module, args)
     got = run_onnx(graph, feeds)
     if len(got) != len(want):
         raise ExportGateError(f"{role} graph has {len(got)} outputs, torch gives {len(want)}")
-    psnr, err = {}, {}
-    for (name, g), w in zip(got.items(), want, strict=True):
-        w = w.numpy()
-        if g.shape != w.shape:
-            raise ExportGateError(f"{role} output {name}: shape {g.shape}, torch {w.shape}")
-        data_range = float(w.max() - w.min()) or 1.0
-        psnr[name] = metrics.psnr(g, w, data_range)
-        err[name] = float(np.abs(g.astype(np.float64) - w).max())
-    result = GateResult(role, psnr, err, cfg.psnr_min_db)
+    taps = _argmin_taps(onnx.load_model_from_string(graph)) if tap.seen else []
+    psnr, err, flips, coded = {}, {}, {}, {}
+    if taps and len(taps) == len(tap.seen):
+        psnr, err, flips, codes = _codes_gate(role, graph, taps, tap, feeds)
+        coded = {k: int(c.size) for k, c in zip(flips, codes, strict=True)}
+        want = _QuantiserTap(tap.quantisers, forced=codes).run(module, args)
+    p, e = _compare(role, list(got.values()), want, list(got))
+    psnr.update(p)
+    err.update(e)
+    result = GateResult(role, psnr, err, cfg.psnr_min_db, flips, coded)
+    if any(flips.values()):
+        log.info("%s: codes broken the other way on near-ties: %s of %s", role, flips, coded)
     if not result.passed:
         worst = min(psnr, key=psnr.get)
         raise ExportGateError(

@@ -31,7 +31,7 @@ import onnx
 import torch
 from torch import nn
 
-from compress.export_onnx import ExportConfig, GateResult, gate, run_onnx
+from compress.export_onnx import ExportConfig, GateResult, gate, run_onnx, with_outputs
 from edge_runtime.package.manifest import (
     DENOISER_SAMPLE,
     DENOISER_TIMESTEP,
@@ -137,17 +137,6 @@ def _quantized_nodes(graph: bytes) -> list[str]:
     ]
 
 
-def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
-    model = onnx.ModelProto.FromString(model.SerializeToString())
-    have = {o.name for o in model.graph.output}
-    for name in names:
-        if name not in have:
-            model.graph.output.append(
-                onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None)
-            )
-    return _bytes(model)
-
-
 def layer_drops(fp32: bytes, int8: bytes, feeds: Feeds, names: Sequence[str]) -> dict[str, float]:
     """For each quantized operation: PSNR (int8 vs fp32) of its input minus that of its
     output, i.e. how much error the operation's own quantization adds, from one instrumented
@@ -167,8 +156,8 @@ def layer_drops(fp32: bytes, int8: bytes, feeds: Feeds, names: Sequence[str]) ->
         n.name: (source(n.input[0]), n.output[0]) for n in m8.graph.node if n.name in set(names)
     }
     tensors = sorted({t for pair in pairs.values() for t in pair})
-    ref = run_onnx(_with_outputs(onnx.load_model_from_string(fp32), tensors), feeds)
-    got = run_onnx(_with_outputs(m8, tensors), feeds)
+    ref = run_onnx(with_outputs(onnx.load_model_from_string(fp32), tensors), feeds)
+    got = run_onnx(with_outputs(m8, tensors), feeds)
 
     def psnr(t: str) -> float:
         if t not in ref or t not in got:

@@ -60,17 +60,21 @@ class VectorQuantizer(nn.Module):
         """Quantise z (B, D, H, W); return (z_q straight-through, indices, commitment loss)."""
         b, d, h, w = z.shape
         flat = z.permute(0, 2, 3, 1).reshape(-1, d)
-        dist = (
-            (flat * flat).sum(1, keepdim=True)
-            - 2.0 * flat @ self.codebook.t()
-            + (self.codebook * self.codebook).sum(1)[None, :]
-        )
-        idx = torch.argmin(dist, dim=1)
+        idx = torch.argmin(self.distances(flat), dim=1)
         zq = F.embedding(idx, self.codebook).reshape(b, h, w, d).permute(0, 3, 1, 2)
         if self.training:
             self._ema_update(flat.detach(), idx)
         commitment = F.mse_loss(z, zq.detach())
         return z + (zq - z).detach(), idx.reshape(b, h, w), commitment
+
+    def distances(self, flat: torch.Tensor) -> torch.Tensor:
+        """Squared distance of each row of `flat` (N, D) to each codeword: (N, size), the
+        tensor whose argmin is the code (the export gate compares it across runtimes)."""
+        return (
+            (flat * flat).sum(1, keepdim=True)
+            - 2.0 * flat @ self.codebook.t()
+            + (self.codebook * self.codebook).sum(1)[None, :]
+        )
 
     @torch.no_grad()
     def _ema_update(self, flat: torch.Tensor, idx: torch.Tensor) -> None:
