@@ -103,7 +103,7 @@ def accuracy(
             if v["ssim"]["mean"] is not None
         ]
         typer.echo(f"{m}: " + ", ".join(parts))
-    from benchmarks.report.tables import verdict_text
+    from benchmarks.stats import verdict_text
 
     for c in summary["comparisons"]:
         if c.get("status") == "ok" and c.get("noninferior") is not None:

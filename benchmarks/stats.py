@@ -178,3 +178,13 @@ def paired_comparison(
         noninferior=ni,
         higher_is_better=higher_is_better,
     )
+
+
+def verdict_text(c: dict[str, Any]) -> str:
+    """A comparison's non-inferiority boolean (`paired_comparison`) in words: the one wording of
+    the CLI and the report, which never re-test."""
+    if c.get("noninferior") is True:
+        return f"non-inferior (margin {c['noninferiority_margin']})"
+    if c.get("noninferior") is False:
+        return f"NOT shown non-inferior (margin {c['noninferiority_margin']})"
+    return "difference only (no margin set for this metric)"

@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchmarks.stats import verdict_text
+
 MIB = 2**20
 EXTRAPOLATED = "extrapolated"
 
@@ -170,15 +172,6 @@ def headline(rec: dict[str, Any], summary: dict[str, Any] | None) -> list[str]:
 def ledger_table(stages: list[dict[str, Any]]) -> pd.DataFrame:
     """The ledger's stages in order, every column as written (status and reason included)."""
     return pd.DataFrame([{k: v for k, v in st.items() if k != "name"} for st in stages])
-
-
-def verdict_text(c: dict[str, Any]) -> str:
-    """The harness's own non-inferiority boolean, in words (nothing is re-tested here)."""
-    if c.get("noninferior") is True:
-        return f"non-inferior (margin {c['noninferiority_margin']})"
-    if c.get("noninferior") is False:
-        return f"NOT shown non-inferior (margin {c['noninferiority_margin']})"
-    return "difference only (no margin set for this metric)"
 
 
 def verdict_table(summary: dict[str, Any]) -> pd.DataFrame:

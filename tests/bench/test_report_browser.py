@@ -22,7 +22,7 @@ import pytest
 import SimpleITK as sitk
 
 from benchmarks.report.build import build_report
-from benchmarks.report.tables import verdict_text
+from benchmarks.stats import verdict_text
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = [
