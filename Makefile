@@ -54,7 +54,7 @@ format: $(STAMP)
 # training, the liver in about 11 of 16). The full package's synthesis dominates the time:
 # ~45 s per 512^2 slice on 2 cores, so ~36 min for 3 x 16 slices (BENCH_N=2: ~24 min).
 FULL_PKG  ?= compress/packages/aphidiff-small-t2-fp32-ddim50
-EDGE_PKG  ?= compress/packages/aphidiff-small-t2-int8-ddim1-edge-cpu
+EDGE_PKG  ?= compress/packages/aphidiff-small-t2-ddim1-edge-cpu
 LEDGER    ?= $(EDGE_PKG).ledger.json
 TORCH_REF ?= models/teachers/aphidiff-small-t2
 BENCH     ?= $(DEMO)/bench

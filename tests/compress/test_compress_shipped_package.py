@@ -17,7 +17,7 @@ from models.demo import DEFAULT_PACKAGE
 PACKAGES = Path(__file__).resolve().parents[2] / "compress" / "packages"
 
 
-EDGE = PACKAGES / "aphidiff-small-t2-int8-ddim1-edge-cpu"
+EDGE = PACKAGES / "aphidiff-small-t2-ddim1-edge-cpu"
 
 
 def _size(folder: Path) -> int:
@@ -38,14 +38,14 @@ def test_committed_tiny_package_verifies(name: str) -> None:
 
 def test_committed_edge_package() -> None:
     """The shipped edge package (issue 8): the edge-cpu recipe run on the shipped teacher, at
-    most 50 MB, at most 4 sampler steps, INT8, with its ledger and card, reproducing its
-    reference on this CPU."""
+    most 50 MB, at most 4 sampler steps, fp32 graphs (the CPU's) beside INT8 ones (NPUs'), with
+    its ledger and card, reproducing its reference on this CPU."""
     pkg = load_package(EDGE)  # every sha256 checked
     m = pkg.manifest
     assert _size(EDGE) <= 50 * 10**6
     assert m.sampler.steps <= 4 and m.grid.shape == (512, 512)
     assert m.provenance["compression_recipe"] == m.provenance["recipe"]["name"] == "edge-cpu"
-    assert m.reference.precision == "int8"
+    assert m.precisions == ("fp32", "int8") and m.reference.precision == "fp32"
     teacher = hashlib.sha256((TEACHER / "weights.safetensors").read_bytes()).hexdigest()
     assert m.provenance["teacher_sha256"] == teacher
     ledger = json.loads(EDGE.with_name(EDGE.name + ".ledger.json").read_text())
@@ -64,7 +64,8 @@ def test_demo_with_the_default_package(tmp_path: Path, capsys) -> None:
         code = int(exc.code or 0)
     assert code == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert summary["package"] == EDGE.name and summary["grid"] == [32, 512, 512]
+    name = load_package(EDGE).manifest.name  # the reference's precision is in it, not the folder's
+    assert summary["package"] == name and summary["grid"] == [32, 512, 512]
     # the shipped model is weak but real: well above an unrelated image, far below the ceiling
     assert 0.3 < summary["ssim_body_liver_slices"] < 0.9
 
