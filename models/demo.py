@@ -31,8 +31,7 @@ from models.phantom.case import PhantomCase
 
 # The package `make demo` uses: committed in the repository (compress/packages/).
 DEFAULT_PACKAGE = (
-    Path(__file__).resolve().parent.parent
-    / "compress/packages/aphidiff-small-t2-ddim1-edge-cpu"
+    Path(__file__).resolve().parent.parent / "compress/packages/aphidiff-small-t2-ddim1-edge-cpu"
 )
 
 
