@@ -4,10 +4,11 @@ Same format and contract as the full model's package (`packaging.build_package`)
 differences:
 - the graphs come from the recipe's stages (int8 or fp16 or fp32, possibly several precisions,
   an optional CoreML `.mlpackage`), not from a fresh export;
-- the reference outputs are made by the package's own primary graphs in onnxruntime on the CPU
-  (the exact loop `Engine.denoise` runs): a quantized graph has no torch twin, so `hidiff
-  verify` on a device checks that the device reproduces the package; how far the graphs are
-  from the torch model they came from is in the provenance (the stages' gates and ledger);
+- the reference outputs are made by the package's own graphs in onnxruntime on the CPU (the
+  exact loop `Engine.denoise` runs), one set per precision built: a quantized graph has no
+  torch twin, so `hidiff verify` on a device checks that the device reproduces the package's
+  graphs of the precision it runs; how far the graphs are from the torch model they came from
+  is in the provenance (the stages' gates and ledger);
 - provenance names the teacher (its checkpoint's sha256), the recipe and the calibration data.
 """
 
@@ -59,8 +60,8 @@ def write_edge_package(
     validation: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> EdgePackage:
-    """Write and verify the package at `out`; the first precision of `graphs` is the one the
-    reference outputs are made with."""
+    """Write and verify the package at `out`. Every precision of `graphs` gets its own
+    reference outputs and metrics; the first is the package's reference precision."""
     mc = student.mc
     primary = next(iter(graphs))
     files: dict[str, bytes] = dict(extra_files or {})
@@ -82,14 +83,25 @@ def write_edge_package(
     sampler_spec = SamplerSpec(
         sampler["kind"], sampler["steps"], tuple(sampler["timesteps"]), sampler["config"]
     )
-    pair = OnnxPair(*graphs[primary])
-    output = pair.generate(ref.ct, SEQUENCES.index(sequence), noise, SEED, sampler_spec)
     ref_name = f"case000_{sequence}"
-    paths = {key: f"reference/{ref_name}_{key}.npy" for key in ("ct", "noise", "output", "target")}
-    for key, arr in (("ct", ref.ct), ("noise", noise), ("output", output), ("target", ref.target)):
+    paths = {key: f"reference/{ref_name}_{key}.npy" for key in ("ct", "noise", "target")}
+    for key, arr in (("ct", ref.ct), ("noise", noise), ("target", ref.target)):
         files[paths[key]] = npy_bytes(arr.astype(np.float32))
-    tolerance = INT8_METRIC_TOLERANCE if primary == "int8" else METRIC_TOLERANCE
-    ref_metrics = {k: image_metric(k, output, ref.target, 2.0) for k in tolerance}
+    outputs: dict[str, str] = {}
+    shipped: dict[str, dict[str, Any]] = {}
+    for precision, pair_bytes in graphs.items():
+        output = OnnxPair(*pair_bytes).generate(
+            ref.ct, SEQUENCES.index(sequence), noise, SEED, sampler_spec
+        )
+        suffix = "" if precision == primary else f"_{precision}"
+        outputs[precision] = f"reference/{ref_name}_output{suffix}.npy"
+        files[outputs[precision]] = npy_bytes(output.astype(np.float32))
+        tolerance = INT8_METRIC_TOLERANCE if precision == "int8" else METRIC_TOLERANCE
+        shipped[precision] = {
+            "metrics": {k: image_metric(k, output, ref.target, 2.0) for k in tolerance},
+            "metric_tolerance": dict(tolerance),
+        }
+    others = [p for p in graphs if p != primary]
 
     manifest: dict[str, Any] = {
         "name": name,
@@ -113,8 +125,8 @@ def write_edge_package(
             "precision": primary,
             "psnr_min_db": 40.0,
             "data_range": 2.0,
-            "metrics": ref_metrics,
-            "metric_tolerance": dict(tolerance),
+            **shipped[primary],
+            "by_precision": {p: shipped[p] for p in others},
             "cases": [
                 {
                     "name": ref_name,
@@ -122,7 +134,8 @@ def write_edge_package(
                     "output_name": f"mr_{sequence}",
                     "input": paths["ct"],
                     "noise": paths["noise"],
-                    "output": paths["output"],
+                    "output": outputs[primary],
+                    "outputs": {p: outputs[p] for p in others},
                     "target": paths["target"],
                 }
             ],
@@ -131,11 +144,12 @@ def write_edge_package(
     if coreml:
         manifest["coreml"] = coreml
     package = write_package(out, manifest, files, overwrite=overwrite)
-    report = verify_package(package, "cpu", primary, options=RuntimeOptions(cache_dir=None))
-    if not report.passed:
-        shutil.rmtree(out, ignore_errors=True)
-        raise HidiffError(
-            f"package {name} does not reproduce its reference in onnxruntime "
-            f"({json.dumps(report.to_dict())}); removed {out}"
-        )
+    for precision in graphs:
+        report = verify_package(package, "cpu", precision, options=RuntimeOptions(cache_dir=None))
+        if not report.passed:
+            shutil.rmtree(out, ignore_errors=True)
+            raise HidiffError(
+                f"package {name} does not reproduce its {precision} reference in onnxruntime "
+                f"({json.dumps(report.to_dict())}); removed {out}"
+            )
     return package

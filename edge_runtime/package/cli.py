@@ -114,11 +114,16 @@ def manifest_tables(m: Manifest) -> list[Table]:
         "reference self-check",
         [
             ("cases", ", ".join(c.name for c in r.cases)),
-            ("made with", r.precision),
+            ("made with", ", ".join((r.precision, *r.cases[0].outputs))),
             ("pass if", f"PSNR >= {r.psnr_min_db:g} dB (range {r.data_range:g})"),
             *[
                 (f"metric {k}", f"{v:.4g} +/- {r.metric_tolerance[k]:g}")
                 for k, v in r.metrics.items()
+            ],
+            *[
+                (f"metric {k} ({p})", f"{v:.4g} +/- {own.metric_tolerance[k]:g}")
+                for p, own in r.by_precision.items()
+                for k, v in own.metrics.items()
             ],
         ],
     )
@@ -138,7 +143,7 @@ def report_table(report: VerifyReport) -> Table:
 
     for c in report.cases:
         table.add_row(
-            escape(f"{c.name}: PSNR vs shipped output"),
+            escape(f"{c.name}: PSNR vs shipped {report.compared_with} output"),
             f"{c.psnr_db:.1f} dB",
             f">= {c.psnr_min_db:g} dB",
             f"{c.seconds:.2f} s",

@@ -220,11 +220,28 @@ class ReferenceCase:
     target: str | None = None
     # Which task output the case makes (graphs with a `sequence` input); None: the first.
     output_name: str | None = None
+    # The same case through another precision's graphs (precision -> path): an INT8 encoder
+    # may break near-tied codes the other way, so INT8 reproduces its own output, not fp32's.
+    outputs: Mapping[str, str] = field(default_factory=dict)
+
+    def output_for(self, precision: str) -> str:
+        """The shipped output a run with `precision`'s graphs is compared with: its own when
+        the package has one, else the reference precision's (`output`)."""
+        return self.outputs.get(precision, self.output)
+
+
+@dataclass(frozen=True)
+class PrecisionMetrics:
+    """The shipped metrics of another precision's own outputs, and their tolerance."""
+
+    metrics: Mapping[str, float]
+    metric_tolerance: Mapping[str, float]
 
 
 @dataclass(frozen=True)
 class Reference:
-    # The precision whose graphs produced `output` (other precisions are compared with it).
+    # The precision whose graphs produced `output`; a precision with its own outputs (see
+    # `ReferenceCase.outputs`) is compared with those, any other with `output`.
     precision: str
     cases: tuple[ReferenceCase, ...]
     # `hidiff verify` passes when every case's output is this close to the shipped one.
@@ -234,6 +251,17 @@ class Reference:
     # Metrics of the shipped output against `target`, and how far a device may stray from them.
     metrics: Mapping[str, float] = field(default_factory=dict)
     metric_tolerance: Mapping[str, float] = field(default_factory=dict)
+    # The same for the precisions with their own outputs (JSON `by_precision`).
+    by_precision: Mapping[str, PrecisionMetrics] = field(default_factory=dict)
+
+    def compared_with(self, precision: str) -> str:
+        """The precision whose shipped outputs a run with `precision`'s graphs must match."""
+        return precision if precision in self.cases[0].outputs else self.precision
+
+    def metrics_for(self, precision: str) -> PrecisionMetrics:
+        """The shipped metrics (and tolerance) a run with `precision`'s graphs must reproduce."""
+        own = self.by_precision.get(precision)
+        return own or PrecisionMetrics(self.metrics, self.metric_tolerance)
 
 
 @dataclass(frozen=True)
@@ -269,7 +297,7 @@ class Manifest:
         """Every file the manifest points at (graphs and reference arrays)."""
         paths = [p for roles in self.graphs.values() for p in roles.values()]
         for case in self.reference.cases:
-            paths += [case.input, case.noise, case.output]
+            paths += [case.input, case.noise, case.output, *case.outputs.values()]
             if case.target:
                 paths.append(case.target)
         return paths
@@ -477,6 +505,16 @@ def _parse_reference(r: _Reader, precisions: tuple[str, ...]) -> Reference:
     for i, item in enumerate(r.get("cases", list)):
         c = _Reader(item, f"reference.cases[{i}]")
         target = c.get("target", (str, type(None)), None)
+        outputs = {
+            other: check_rel_path(path, f"reference.cases[{i}].outputs.{other}")
+            for other, path in c.get("outputs", dict, {}).items()
+        }
+        for other in outputs:
+            if other == precision or other not in precisions:
+                raise PackageError(
+                    f"manifest reference.cases[{i}].outputs: {other!r} is not one of the other "
+                    f"precisions built ({[p for p in precisions if p != precision]})"
+                )
         cases.append(
             ReferenceCase(
                 name=c.get("name", str),
@@ -486,6 +524,7 @@ def _parse_reference(r: _Reader, precisions: tuple[str, ...]) -> Reference:
                 seed=c.get("seed", int),
                 target=target,
                 output_name=c.get("output_name", (str, type(None)), None),
+                outputs=outputs,
             )
         )
         c.done()
@@ -493,25 +532,42 @@ def _parse_reference(r: _Reader, precisions: tuple[str, ...]) -> Reference:
         raise PackageError(
             "manifest reference.cases is empty: a package must be able to self-check"
         )
-    metrics = _numbers(r.get("metrics", dict, {}), "reference.metrics")
-    tolerance = _numbers(r.get("metric_tolerance", dict, {}), "reference.metric_tolerance")
-    for key in metrics:
-        if key not in METRICS:
-            raise PackageError(f"manifest reference.metrics: unknown metric {key!r}; {METRICS}")
-        if key not in tolerance:
-            raise PackageError(f"manifest reference.metric_tolerance has no entry for {key!r}")
-    if metrics and not all(case.target for case in cases):
-        raise PackageError("manifest reference.metrics need a target in every reference case")
+    if len({frozenset(case.outputs) for case in cases}) > 1:
+        raise PackageError("manifest reference.cases: every case needs the same outputs")
+    own = _parse_metrics(r, "reference", cases)
+    by_precision = {}
+    for other, item in r.get("by_precision", dict, {}).items():
+        if other not in cases[0].outputs:
+            raise PackageError(
+                f"manifest reference.by_precision.{other}: the cases have no {other} outputs"
+            )
+        c = _Reader(item, f"reference.by_precision.{other}")
+        by_precision[other] = _parse_metrics(c, f"reference.by_precision.{other}", cases)
+        c.done()
     ref = Reference(
         precision=precision,
         cases=tuple(cases),
         psnr_min_db=r.number("psnr_min_db", 40.0),
         data_range=r.number("data_range", 2.0),
-        metrics=metrics,
-        metric_tolerance=tolerance,
+        metrics=own.metrics,
+        metric_tolerance=own.metric_tolerance,
+        by_precision=by_precision,
     )
     r.done()
     return ref
+
+
+def _parse_metrics(r: _Reader, where: str, cases: list[ReferenceCase]) -> PrecisionMetrics:
+    metrics = _numbers(r.get("metrics", dict, {}), f"{where}.metrics")
+    tolerance = _numbers(r.get("metric_tolerance", dict, {}), f"{where}.metric_tolerance")
+    for key in metrics:
+        if key not in METRICS:
+            raise PackageError(f"manifest {where}.metrics: unknown metric {key!r}; {METRICS}")
+        if key not in tolerance:
+            raise PackageError(f"manifest {where}.metric_tolerance has no entry for {key!r}")
+    if metrics and not all(case.target for case in cases):
+        raise PackageError(f"manifest {where}.metrics need a target in every reference case")
+    return PrecisionMetrics(metrics, tolerance)
 
 
 def manifest_from_dict(data: Any) -> Manifest:

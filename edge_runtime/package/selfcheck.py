@@ -5,6 +5,9 @@ package's reference inputs go through its encoder and denoiser on this machine's
 the outputs must match the shipped reference outputs (PSNR >= the manifest's threshold, 40 dB by
 default) and reproduce the shipped metrics against the reference targets within tolerance. A
 different provider or precision may round differently; 40 dB tolerates that and nothing more.
+A precision the package ships its own outputs for (INT8 beside fp32) is compared with those:
+quantization moves the output further than rounding does, and the stages' gates measured by how
+much.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ class VerifyReport:
     provider: str
     precision: str
     cases: tuple[CaseResult, ...] = field(default_factory=tuple)
+    # The precision whose shipped outputs (and metrics) the run was compared with.
+    compared_with: str = ""
     # The manifest's metrics recomputed over all cases (mean), against the shipped values.
     checks: tuple[MetricCheck, ...] = field(default_factory=tuple)
 
@@ -78,6 +83,7 @@ class VerifyReport:
             "package": self.package,
             "provider": self.provider,
             "precision": self.precision,
+            "compared_with": self.compared_with,
             "passed": self.passed,
             "cases": [dataclasses.asdict(c) | {"passed": c.passed} for c in self.cases],
             "checks": [dataclasses.asdict(c) | {"passed": c.passed} for c in self.checks],
@@ -111,12 +117,13 @@ def verify_package(
     manifest's metrics are recomputed against the targets, averaged over the cases."""
     ref = package.manifest.reference
     engine = engine or Engine(package, provider, precision, options)
+    shipped = ref.metrics_for(engine.precision)
     results = []
-    values: dict[str, list[float]] = {name: [] for name in ref.metrics}
+    values: dict[str, list[float]] = {name: [] for name in shipped.metrics}
     for case in ref.cases:
         ct = package.load_array(case.input).astype(np.float32)
         noise = package.load_array(case.noise).astype(np.float32)
-        expected = package.load_array(case.output).astype(np.float32)
+        expected = package.load_array(case.output_for(engine.precision)).astype(np.float32)
         if noise.shape != expected.shape:
             raise PackageError(
                 f"reference case {case.name}: noise {noise.shape} and output {expected.shape} "
@@ -133,13 +140,13 @@ def verify_package(
                 psnr_min_db=ref.psnr_min_db,
             )
         )
-        if ref.metrics:
+        if shipped.metrics:
             target = package.load_array(case.target).astype(np.float32)
-            for name in ref.metrics:
+            for name in shipped.metrics:
                 values[name].append(image_metric(name, output, target, ref.data_range))
     checks = tuple(
-        MetricCheck(name, float(np.mean(values[name])), shipped, ref.metric_tolerance[name])
-        for name, shipped in ref.metrics.items()
+        MetricCheck(name, float(np.mean(values[name])), value, shipped.metric_tolerance[name])
+        for name, value in shipped.metrics.items()
     )
     return VerifyReport(
         package=package.name,
@@ -147,6 +154,7 @@ def verify_package(
         precision=engine.precision,
         cases=tuple(results),
         checks=checks,
+        compared_with=ref.compared_with(engine.precision),
     )
 
 

@@ -139,7 +139,12 @@ def test_package_ships_fp32_beside_int8_and_the_cpu_runs_fp32(compressed, short_
     assert choose_precision(PROFILES["cpu"], list(m.graphs)) == "fp32"
     assert choose_precision(PROFILES["openvino"], list(m.graphs)) == "int8"
     assert verify_package(package, "cpu").passed
-    assert verify_package(package, "cpu", "int8").passed
+    # INT8 carries its own reference outputs and metrics (its encoder may break near-tied VQ
+    # codes the other way, so it is not held to the fp32 output at 40 dB)
+    assert all(set(c.outputs) == {"int8"} for c in m.reference.cases)
+    assert m.reference.metrics_for("int8").metric_tolerance == INT8_METRIC_TOLERANCE
+    int8 = verify_package(package, "cpu", "int8")
+    assert int8.passed and int8.compared_with == "int8"
 
 
 def test_a_failed_recipe_exits_2_with_one_line(

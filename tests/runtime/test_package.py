@@ -17,6 +17,7 @@ from package_factory import PackageSpec, TinyModel, make_package, rehash, rewrit
 from edge_runtime.errors import InputError, PackageError
 from edge_runtime.package import Engine, load_package, parse_manifest, verify_package
 from edge_runtime.package.manifest import FORMAT_VERSION, manifest_schema
+from edge_runtime.package.selfcheck import image_metric
 from edge_runtime.providers import RuntimeOptions
 
 NO_CACHE = RuntimeOptions(cache_dir=None)
@@ -57,6 +58,82 @@ def test_valid_package_reproduces_its_reference_on_this_cpu(tiny_package: Path) 
     fp16 = verify_package(load_package(tiny_package), "cpu", "fp16", NO_CACHE)
     assert fp16.passed and fp16.precision == "fp16"
     assert 40 <= min(c.psnr_db for c in fp16.cases) < 100
+
+
+def _with_own_fp16_outputs(pkg: Path, shift: float = 0.0) -> None:
+    """Give every case of an fp32 + fp16 package its fp16 output (as the engine makes it here,
+    plus `shift`) and the fp16 metrics, the way `compress/` ships INT8 beside fp32."""
+    package = load_package(pkg)
+    engine = Engine(package, "cpu", "fp16", NO_CACHE)
+    ref = package.manifest.reference
+    entries, metrics = [], {k: [] for k in ref.metrics}
+    for case in ref.cases:
+        ct = package.load_array(case.input).astype(np.float32)
+        noise = package.load_array(case.noise).astype(np.float32)
+        out = engine.generate(ct, noise, case.seed, case.output_name) + np.float32(shift)
+        target = package.load_array(case.target).astype(np.float32)
+        for k in metrics:
+            metrics[k].append(image_metric(k, out, target, ref.data_range))
+        rel = f"reference/{case.name}_output_fp16.npy"
+        np.save(pkg / rel, out)
+        entries.append((case.name, rel))
+
+    def change(m: dict) -> None:
+        for case, (name, rel) in zip(m["reference"]["cases"], entries, strict=True):
+            assert case["name"] == name
+            case["outputs"] = {"fp16": rel}
+            m["files"].append({"path": rel, "sha256": "0" * 64, "bytes": 0})
+        m["reference"]["by_precision"] = {
+            "fp16": {
+                "metrics": {k: float(np.mean(v)) for k, v in metrics.items()},
+                "metric_tolerance": m["reference"]["metric_tolerance"],
+            }
+        }
+
+    rewrite_manifest(pkg, change)
+    for _, rel in entries:
+        rehash(pkg, rel)
+
+
+def test_a_precision_with_its_own_outputs_is_compared_with_them(tmp_path: Path) -> None:
+    """fp16 beside fp32, with fp16 outputs of its own: fp16 reproduces those to the bit here
+    (not fp32's at 69 dB), fp32 still its own; a wrong fp16 output fails only fp16."""
+    pkg = make_package(tmp_path / "own", precisions=("fp32", "fp16"))
+    _with_own_fp16_outputs(pkg)
+    package = load_package(pkg)
+    assert package.manifest.reference.compared_with("fp16") == "fp16"
+    fp16 = verify_package(package, "cpu", "fp16", NO_CACHE)
+    assert fp16.passed and fp16.compared_with == "fp16"
+    assert min(c.psnr_db for c in fp16.cases) > 100
+    fp32 = verify_package(package, "cpu", "fp32", NO_CACHE)
+    assert fp32.passed and fp32.compared_with == "fp32"
+
+    off = make_package(tmp_path / "off", precisions=("fp32", "fp16"))
+    _with_own_fp16_outputs(off, shift=0.05)
+    package = load_package(off)
+    assert not verify_package(package, "cpu", "fp16", NO_CACHE).passed
+    assert verify_package(package, "cpu", "fp32", NO_CACHE).passed
+
+
+def test_own_outputs_must_name_another_precision_that_is_built(tmp_path: Path) -> None:
+    pkg = make_package(tmp_path / "own", precisions=("fp32", "fp16"))
+    _with_own_fp16_outputs(pkg)
+    cases = lambda m: m["reference"]["cases"]  # noqa: E731
+    for change, message in [
+        (lambda m: cases(m)[0]["outputs"].update(int8=cases(m)[0]["output"]), "'int8' is not"),
+        (lambda m: cases(m)[0]["outputs"].update(fp32=cases(m)[0]["output"]), "'fp32' is not"),
+        (lambda m: cases(m)[0].pop("outputs"), "by_precision.fp16: the cases have no fp16"),
+    ]:
+        broken = tmp_path / f"broken-{message[:6]}"
+        broken.mkdir()
+        for f in pkg.rglob("*"):
+            if f.is_file():
+                dest = broken / f.relative_to(pkg)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(f.read_bytes())
+        rewrite_manifest(broken, change)
+        with pytest.raises(PackageError, match=message):
+            load_package(broken)
 
 
 @pytest.mark.parametrize("kind", ["ddpm", "dpm_solver++", "consistency"])

@@ -62,7 +62,7 @@ def test_inspect_with_self_check(cli, tiny_package: Path, tmp_path: Path) -> Non
         tmp_cache=tmp_path,
     )
     assert res.exit_code == 0, res.output
-    assert "PSNR vs shipped output" in res.output and "FAIL" not in res.output
+    assert "PSNR vs shipped fp32 output" in res.output and "FAIL" not in res.output
 
 
 def test_inspect_lists_every_damaged_file(cli, fresh_package: Path) -> None:
