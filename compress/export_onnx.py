@@ -326,6 +326,38 @@ def gate(
     return result
 
 
+def _export_encoder(
+    enc: EncoderGraph,
+    ct: torch.Tensor,
+    seq: torch.Tensor,
+    names: Sequence[str],
+    meta: Mapping[str, str],
+    cfg: ExportConfig,
+) -> bytes:
+    batch = {0: torch.export.Dim("batch", min=1, max=cfg.max_batch)}
+    log.info("exporting encoder")
+    model = _export(enc, (ct, seq), [ENCODER_INPUT, SEQUENCE_INPUT], names, (batch, batch), cfg)
+    return _with_metadata(
+        model,
+        {**meta, "hidiff.role": "encoder"},
+        "Conditioning encoder: CT 2.5D stack (model space) and MR sequence id -> condition "
+        "pyramid; once per slice.",
+    )
+
+
+def export_encoder(
+    model: nn.Module, sequence: str, ct: np.ndarray, cfg: ExportConfig | None = None
+) -> bytes:
+    """The encoder of `model` alone, ungated (`export_graphs` gates what it ships): for
+    checking the gate itself on graphs made to differ from torch."""
+    enc = EncoderGraph(model.eval()).eval()
+    ct_t = torch.from_numpy(np.ascontiguousarray(ct, dtype=np.float32))
+    seq = torch.full((ct.shape[0],), SEQUENCES.index(sequence), dtype=torch.int64)
+    with torch.no_grad():
+        names = tuple(condition_names(len(enc(ct_t, seq))))
+    return _export_encoder(enc, ct_t, seq, names, {}, cfg or ExportConfig())
+
+
 def export_graphs(
     model: nn.Module,
     sequences: Sequence[str],
@@ -358,16 +390,7 @@ def export_graphs(
     }
     batch = {0: torch.export.Dim("batch", min=1, max=cfg.max_batch)}
 
-    log.info("exporting encoder")
-    enc_model = _export(
-        enc, (ct_t, seq0), [ENCODER_INPUT, SEQUENCE_INPUT], names, (batch, batch), cfg
-    )
-    enc_bytes = _with_metadata(
-        enc_model,
-        {**meta, "hidiff.role": "encoder"},
-        "Conditioning encoder: CT 2.5D stack (model space) and MR sequence id -> condition "
-        "pyramid; once per slice.",
-    )
+    enc_bytes = _export_encoder(enc, ct_t, seq0, names, meta, cfg)
     rng = np.random.default_rng(cfg.seed)
     sample = rng.standard_normal((n, 1, *ct.shape[2:]), dtype=np.float32)
     steps = np.resize(np.asarray(cfg.gate_timesteps, dtype=np.float32), n)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from compress.export_onnx import ExportGateError, export_graphs, gate, run_onnx
+from compress.export_onnx import ExportGateError, export_encoder, gate, run_onnx
 from edge_runtime import metrics
 from edge_runtime.package import load_package
 from edge_runtime.package.manifest import (
@@ -117,10 +117,10 @@ def test_gate_accepts_a_near_tie_broken_the_other_way_and_counts_it(parts) -> No
     (a whole codeword apart, so the condition maps alone would fail the gate), and the gate
     passes through the distances and the graph's own codes, counting the flip."""
     pkg, model, enc_feeds, _ = parts
-    seq = [pkg.manifest.task.outputs[0].sequence]
+    seq = pkg.manifest.task.outputs[0].sequence
     onnx_side = _near_tie(model, enc_feeds, -1e-4)
     torch_side = _near_tie(model, enc_feeds, +1e-4)
-    graph = export_graphs(onnx_side, seq, enc_feeds[ENCODER_INPUT]).encoder
+    graph = export_encoder(onnx_side, seq, enc_feeds[ENCODER_INPUT])
     module = EncoderGraph(torch_side).eval()
     with torch.no_grad():
         want = module(*(torch.from_numpy(v) for v in enc_feeds.values()))
@@ -136,7 +136,7 @@ def test_gate_accepts_a_near_tie_broken_the_other_way_and_counts_it(parts) -> No
 
 def test_gate_refuses_a_codebook_that_is_really_wrong(parts) -> None:
     pkg, model, enc_feeds, _ = parts
-    seq = [pkg.manifest.task.outputs[0].sequence]
-    graph = export_graphs(_near_tie(model, enc_feeds, -0.2), seq, enc_feeds[ENCODER_INPUT])
+    seq = pkg.manifest.task.outputs[0].sequence
+    graph = export_encoder(_near_tie(model, enc_feeds, -0.2), seq, enc_feeds[ENCODER_INPUT])
     with pytest.raises(ExportGateError, match=r"encoder output vq0.distances .* dB PSNR"):
-        gate("encoder", graph.encoder, EncoderGraph(model).eval(), enc_feeds)
+        gate("encoder", graph, EncoderGraph(model).eval(), enc_feeds)

@@ -55,8 +55,15 @@ def test_committed_edge_package() -> None:
     assert report.passed, report.to_dict()
 
 
-def test_demo_with_the_default_package(tmp_path: Path, capsys) -> None:
+def test_the_demo_defaults_to_the_edge_package() -> None:
     assert DEFAULT_PACKAGE == EDGE
+
+
+@pytest.mark.slow
+def test_demo_with_the_default_package(tmp_path: Path, capsys) -> None:
+    """`hidiff demo` on the shipped 512^2 package: 90-140 s on a 2-core CPU, so `slow`; `make
+    demo` runs the same command on every fresh clone, and `hidiff demo` itself is tested on a
+    small package in tests/compress/test_compress_demo.py."""
     try:
         cli.main(["demo", "--out", str(tmp_path / "demo")])
         code = 0
