@@ -544,6 +544,10 @@ def _parse_reference(r: _Reader, precisions: tuple[str, ...]) -> Reference:
         c = _Reader(item, f"reference.by_precision.{other}")
         by_precision[other] = _parse_metrics(c, f"reference.by_precision.{other}", cases)
         c.done()
+    missing = [p for p in cases[0].outputs if p not in by_precision]
+    if own.metrics and missing:
+        # otherwise a run would be held to its own output but to another precision's metrics
+        raise PackageError(f"manifest reference.by_precision has no metrics for {missing}")
     ref = Reference(
         precision=precision,
         cases=tuple(cases),
