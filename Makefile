@@ -5,6 +5,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 DEMO   ?= demo_out
+# test files spread over the cores (pytest-xdist); `make test XDIST=` runs them in one process
+XDIST  ?= -n auto --maxprocesses 4 --dist loadfile
 
 .PHONY: install demo test test-slow test-gpu lint format bench app clean
 
@@ -19,7 +21,7 @@ demo: $(STAMP)
 	$(BIN)/hidiff demo --out $(DEMO)
 
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 # Debian packages some slow tests use; each such test skips with a reason when its tool is absent.
 SLOW_DEBS := dicom3tools chromium
@@ -30,7 +32,7 @@ test-slow: $(STAMP)
 		echo "installing Debian packages:$$missing"; \
 		(apt-get update -qq && apt-get install -y -qq $$missing) || echo "could not install$$missing: tests needing them will skip"; \
 	fi
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m slow $(XDIST)
 
 test-gpu: $(STAMP)
 	$(BIN)/pytest -m gpu; rc=$$?; if [ $$rc -eq 5 ]; then echo "no gpu tests selected"; else exit $$rc; fi
