@@ -54,7 +54,8 @@ format: $(STAMP)
 # package's grid, BENCH_N cases of BENCH_SLICES slices over the z FOV of
 # benchmarks/accuracy/heldout-cohort.json (100 mm, the phantom's smallest: 6.25 mm slices as in
 # training, the liver in about 11 of 16). The full package's synthesis dominates the time:
-# ~45 s per 512^2 slice on 2 cores, so ~36 min for 3 x 16 slices (BENCH_N=2: ~24 min).
+# 73-234 s per 512^2 slice on the 2-core CPUs measured (2026-12-03/04), so 1-3 h for 3 x 16
+# slices (BENCH_N=2 takes two thirds of that).
 FULL_PKG  ?= compress/packages/aphidiff-small-t2-fp32-ddim50
 EDGE_PKG  ?= compress/packages/aphidiff-small-t2-ddim1-edge-cpu
 LEDGER    ?= $(EDGE_PKG).ledger.json

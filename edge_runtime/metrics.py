@@ -128,13 +128,19 @@ def _correlate1d(x: np.ndarray, taps: np.ndarray, axis: int, origin_left: int) -
     return out
 
 
-def gaussian_filter(x: np.ndarray, sigma: float, truncate: float = 3.5) -> np.ndarray:
-    """Gaussian smoothing over every axis, equal to scipy.ndimage.gaussian_filter(reflect)."""
-    radius = int(truncate * sigma + 0.5)
-    taps = gaussian_kernel1d(sigma, radius)
+def gaussian_filter(
+    x: np.ndarray, sigma: float | tuple[float, ...], truncate: float = 3.5
+) -> np.ndarray:
+    """Gaussian smoothing, equal to scipy.ndimage.gaussian_filter(reflect).
+
+    `sigma` is one width for every axis or one per axis; an axis of width 0 is left as it is.
+    """
+    sigmas = (sigma,) * np.ndim(x) if np.isscalar(sigma) else tuple(sigma)
     out = np.asarray(x, dtype=np.float64)
-    for axis in range(out.ndim):
-        out = _correlate1d(out, taps, axis, radius)
+    for axis, s in enumerate(sigmas):
+        if s > 0:
+            radius = int(truncate * s + 0.5)
+            out = _correlate1d(out, gaussian_kernel1d(s, radius), axis, radius)
     return out
 
 
@@ -147,8 +153,9 @@ def box_filter(x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _crop(x: np.ndarray, pad: int) -> np.ndarray:
-    return x[tuple(slice(pad, s - pad) for s in x.shape)]
+def _crop(x: np.ndarray, pad: int | tuple[int, ...]) -> np.ndarray:
+    pads = (pad,) * x.ndim if isinstance(pad, int) else pad
+    return x[tuple(slice(p, s - p) for p, s in zip(pads, x.shape, strict=True))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,14 +202,10 @@ def ssim_map(
     """The local SSIM at every voxel (2D or 3D), with population (co)variances."""
     x, y = _as_pair(a, b)
     r = _check_range(data_range)
-    if min(x.shape) < 2 * config.radius + 1:
-        raise InputError(
-            f"image of shape {x.shape} is smaller than the {2 * config.radius + 1}-voxel SSIM "
-            "window along some axis"
-        )
+    sigmas = _window_sigmas(x.shape, config)
 
     def f(v: np.ndarray) -> np.ndarray:
-        return gaussian_filter(v, config.sigma, config.truncate)
+        return gaussian_filter(v, sigmas, truncate=config.truncate)
 
     ux, uy = f(x), f(y)
     vx = f(x * x) - ux * ux
@@ -215,12 +218,34 @@ def ssim_map(
     return num / den
 
 
+def _window_sigmas(shape: tuple[int, ...], config: SSIMConfig) -> tuple[float, ...]:
+    """The Gaussian window's width along each axis of an SSIM map.
+
+    A (z, y, x) volume with fewer slices than the window (a thin slab: 4 slices at 25 mm) is
+    not windowed along z, so its SSIM is that of its axial slices in 2D; a plane smaller than
+    the window has no SSIM at all.
+    """
+    window = 2 * config.radius + 1
+    thin_slab = len(shape) == 3 and shape[0] < window
+    plane = shape[1:] if thin_slab else shape
+    if min(plane) < window:
+        raise InputError(
+            f"image of shape {shape} is smaller than the {window}-voxel SSIM window along some axis"
+        )
+    return ((0.0,) if thin_slab else ()) + (config.sigma,) * len(plane)
+
+
+def _border(shape: tuple[int, ...], config: SSIMConfig) -> tuple[int, ...]:
+    """The strip left out at each border: the window's radius along the windowed axes."""
+    return tuple(config.radius if s else 0 for s in _window_sigmas(shape, config))
+
+
 def ssim(
     a: np.ndarray, b: np.ndarray, data_range: float, config: SSIMConfig = SSIMConfig()
 ) -> float:
     """Mean SSIM, leaving out the window's radius at every border (scikit-image's convention)."""
     smap = ssim_map(a, b, data_range, config)
-    return float(_crop(smap, config.radius).mean(dtype=np.float64))
+    return float(_crop(smap, _border(smap.shape, config)).mean(dtype=np.float64))
 
 
 def masked_ssim(
@@ -240,7 +265,7 @@ def masked_ssim(
     m = _as_mask(mask, x.shape)
     fill = float(y.min())
     smap = ssim_map(np.where(m, x, fill), np.where(m, y, fill), data_range, config)
-    return _mean_in(smap, m, config.radius, "masked SSIM")
+    return _mean_in(smap, m, _border(smap.shape, config), "masked SSIM")
 
 
 def roi_ssim(
@@ -260,7 +285,7 @@ def roi_ssim(
     return _mean_in(smap, _as_mask(roi, smap.shape), 0, "ROI SSIM")
 
 
-def _mean_in(smap: np.ndarray, mask: np.ndarray, pad: int, what: str) -> float:
+def _mean_in(smap: np.ndarray, mask: np.ndarray, pad: int | tuple[int, ...], what: str) -> float:
     sel = _crop(mask, pad) if pad else mask
     if not sel.any():
         raise InputError(f"{what}: the mask has no voxels away from the image border")

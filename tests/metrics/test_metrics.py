@@ -117,6 +117,35 @@ def test_slice_ssim_is_per_slice_skimage(rng) -> None:
     np.testing.assert_allclose(vals, ref, atol=1e-6)
 
 
+def test_thin_slab_is_scored_slice_by_slice_in_2d(rng) -> None:
+    """4 slices at 25 mm hold no 11-voxel window along z: the SSIM is the slices' 2D SSIM."""
+    a, b = _smooth_pair(rng, (4, 32, 32))
+    per_slice = [_sk_ssim(a[k], b[k], 100.0, full=True)[1] for k in range(4)]
+    assert M.ssim(a, b, 100.0) == pytest.approx(np.mean([crop(m, 5) for m in per_slice]))
+    roi = np.zeros(a.shape, bool)
+    roi[1:3, 8:24, 8:24] = True
+    fill = b.min()
+    masked = [
+        _sk_ssim(np.where(roi[k], a[k], fill), np.where(roi[k], b[k], fill), 100.0, full=True)[1]
+        for k in range(4)
+    ]
+    inside = np.concatenate([crop(masked[k], 5)[crop(roi[k], 5)] for k in range(4)])
+    assert M.masked_ssim(a, b, roi, 100.0) == pytest.approx(inside.mean(), abs=1e-10)
+    with pytest.raises(InputError, match="smaller than the 11-voxel SSIM window"):
+        M.ssim(a[:, :10], b[:, :10], 100.0)
+    with pytest.raises(InputError, match="smaller than the 11-voxel SSIM window"):
+        M.ssim(a[0, :10], b[0, :10], 100.0)
+
+
+def test_gaussian_filter_per_axis_width_equals_scipy(rng) -> None:
+    x = rng.normal(size=(4, 17, 9))
+    np.testing.assert_allclose(
+        M.gaussian_filter(x, (0.0, 1.5, 1.5), 3.5),
+        ndimage.gaussian_filter(x, (0.0, 1.5, 1.5), truncate=3.5, mode="reflect"),
+        atol=1e-12,
+    )
+
+
 def _reference_ms_ssim(gt, pred, mask, lo, hi):
     """SynthRAD2025's MS-SSIM procedure written with scipy and scikit-image primitives."""
     weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
