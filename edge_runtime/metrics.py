@@ -29,6 +29,7 @@ __all__ = [
     "gaussian_filter",
     "gaussian_kernel1d",
     "mae",
+    "masked_slice_ssim",
     "masked_ssim",
     "ms_ssim_3d",
     "psnr",
@@ -266,6 +267,39 @@ def masked_ssim(
     fill = float(y.min())
     smap = ssim_map(np.where(m, x, fill), np.where(m, y, fill), data_range, config)
     return _mean_in(smap, m, _border(smap.shape, config), "masked SSIM")
+
+
+def masked_slice_ssim(
+    pred: np.ndarray,
+    truth: np.ndarray,
+    mask: np.ndarray,
+    data_range: float,
+    config: SSIMConfig = SSIMConfig(),
+) -> float:
+    """`masked_ssim` read slice by slice: a 2D window in each axial slice of a (z, y, x) volume.
+
+    The 3D masked SSIM of a stack of thick slices windows along z too (11 slices: 69 mm at
+    6.25 mm) and averages only the slices at least the window's radius from the stack's ends,
+    so it rewards consistency between slices and sees few of them. A reader, and a slice-wise
+    model, sees each slice alone: this blanks outside the mask in the same way, takes each
+    slice's 2D SSIM map and averages it over every mask voxel away from the in-plane border.
+    For a thin slab (fewer slices than the window) it equals `masked_ssim`.
+    """
+    x, y = _as_pair(pred, truth)
+    if x.ndim != 3:
+        raise InputError(f"masked slice SSIM needs (z, y, x) volumes, got shape {x.shape}")
+    m = _as_mask(mask, x.shape)
+    fill = float(y.min())
+    xb, yb = np.where(m, x, fill), np.where(m, y, fill)
+    r = config.radius
+    inside = [
+        _crop(ssim_map(xb[k], yb[k], data_range, config), r)[_crop(m[k], r)]
+        for k in np.flatnonzero(m.any(axis=(1, 2)))
+    ]
+    values = np.concatenate(inside) if inside else np.empty(0)
+    if not values.size:
+        raise InputError("masked slice SSIM: the mask has no voxels away from the image border")
+    return float(values.mean(dtype=np.float64))
 
 
 def roi_ssim(

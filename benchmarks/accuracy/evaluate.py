@@ -187,6 +187,9 @@ def evaluate_prediction(
     row["ssim_ceiling"] = tp.ssim_ceiling if tp.ssim_ceiling is not None else float("nan")
     row["ssim_3d"] = M.ssim(pred, truth, tp.data_range, cfg.ssim)
     row["ssim_liver_masked"] = M.masked_ssim(pred, truth, tp.liver, tp.data_range, cfg.ssim)
+    row["ssim_liver_masked_2d"] = M.masked_slice_ssim(
+        pred, truth, tp.liver, tp.data_range, cfg.ssim
+    )
     smap = M.ssim_map(pred, truth, tp.data_range, cfg.ssim)
     row["roi_ssim_tumour"] = float(smap[tp.tumour].mean()) if tp.tumour.any() else float("nan")
     row["roi_ssim_background"] = float(smap[tp.background].mean())

@@ -44,6 +44,7 @@ from edge_runtime.machine import provenance
 COMPARED = (
     ("ssim", True),
     ("ssim_liver_masked", True),
+    ("ssim_liver_masked_2d", True),
     ("ms_ssim_body", True),
     ("psnr", True),
     ("mae", False),
@@ -54,8 +55,11 @@ COMPARED = (
 )
 # Metrics tested for non-inferiority (margin on their mean paired difference); the others are
 # compared without a margin. The liver-masked SSIM is the issue's "masked T2WI SSIM": the organ
-# the product is for, not the air and table around it.
-NONINFERIORITY = ("ssim", "ssim_liver_masked")
+# the product is for, not the air and table around it. It is tested in both readings, because
+# they can disagree: in 3D (SynthRAD's, windowed across slices, so consistency between slices
+# counts) and slice by slice in 2D (what a reader sees; on 2026-12-05 a 4-slice cohort, scored
+# in 2D, judged the edge package inferior where 16-slice cohorts in 3D had judged it not).
+NONINFERIORITY = ("ssim", "ssim_liver_masked", "ssim_liver_masked_2d")
 FFBD_NAME = "Frechet filter-bank distance (fixed deterministic filter bank, no learned network)"
 
 
@@ -356,7 +360,10 @@ def run_accuracy(
                 "phantom's ssim_ceiling)",
                 "ssim_liver_masked": "SSIM inside the true liver, everything outside it blanked "
                 "to the truth's minimum in both images (SynthRAD convention, "
-                "edge_runtime.metrics.masked_ssim)",
+                "edge_runtime.metrics.masked_ssim); 3D for a stack of at least 11 slices, the "
+                "slices' 2D SSIM for a thinner slab",
+                "ssim_liver_masked_2d": "the same blanking, each axial slice's 2D SSIM map averaged "
+                "over the liver's voxels (edge_runtime.metrics.masked_slice_ssim)",
                 "ms_ssim_body": "3D MS-SSIM inside the body (SynthRAD2025 definition)",
                 "hd95_<region>_mm": "boundary error (mm): 95th percentile of boundary distances between "
                 "prediction and truth segmentations along the anatomy's normals",

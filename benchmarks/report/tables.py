@@ -206,7 +206,15 @@ def accuracy_table(summary: dict[str, Any]) -> pd.DataFrame:
     for method, res in summary.get("results", {}).items():
         for seq, metrics in res.get("by_sequence", {}).items():
             row: dict[str, Any] = {"method": method, "sequence": seq}
-            for m in ("ssim", "ssim_liver_masked", "ms_ssim_body", "psnr", "mae", "vessel_cldice"):
+            for m in (
+                "ssim",
+                "ssim_liver_masked",
+                "ssim_liver_masked_2d",
+                "ms_ssim_body",
+                "psnr",
+                "mae",
+                "vessel_cldice",
+            ):
                 if m in metrics and metrics[m]["mean"] is not None:
                     row[m] = metrics[m]["mean"]
             rows.append(row)

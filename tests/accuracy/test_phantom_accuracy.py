@@ -20,6 +20,7 @@ def test_truth_against_itself_is_perfect(report) -> None:
     assert len(pc) == 2
     assert np.allclose(pc.ssim, 1.0, atol=1e-12)
     assert np.allclose(pc.ssim_liver_masked, 1.0, atol=1e-12)
+    assert np.allclose(pc.ssim_liver_masked_2d, 1.0, atol=1e-12)
     assert np.allclose(pc.ms_ssim_body, 1.0, atol=1e-12)
     assert (pc.mae == 0).all()
     assert np.isinf(pc.psnr).all()
@@ -111,10 +112,10 @@ def test_report_files_and_names(report) -> None:
 
 def test_liver_masked_ssim_has_its_own_noninferiority_verdict(report) -> None:
     """A prediction that is the truth inside the liver and another realisation outside it is
-    non-inferior on the liver-masked SSIM and not on the whole-image SSIM: the two verdicts are
-    separate tests, each with the margin."""
+    non-inferior on the liver-masked SSIM, in 3D and slice by slice, and not on the whole-image
+    SSIM: the verdicts are separate tests, each with the margin."""
     s = report.summary
-    assert s["noninferiority_metrics"] == ["ssim", "ssim_liver_masked"]
+    assert s["noninferiority_metrics"] == ["ssim", "ssim_liver_masked", "ssim_liver_masked_2d"]
     verdict = {
         c["metric"]: c
         for c in s["comparisons"]
@@ -123,6 +124,8 @@ def test_liver_masked_ssim_has_its_own_noninferiority_verdict(report) -> None:
     masked, whole = verdict["ssim_liver_masked"], verdict["ssim"]
     assert masked["noninferiority_margin"] == whole["noninferiority_margin"] == 0.01
     assert masked["mean_diff"] == pytest.approx(0.0, abs=1e-12) and masked["noninferior"] is True
+    planar = verdict["ssim_liver_masked_2d"]
+    assert planar["mean_diff"] == pytest.approx(0.0, abs=1e-12) and planar["noninferior"] is True
     assert whole["mean_diff"] < -0.01 and whole["noninferior"] is False
 
 

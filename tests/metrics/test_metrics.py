@@ -131,10 +131,38 @@ def test_thin_slab_is_scored_slice_by_slice_in_2d(rng) -> None:
     ]
     inside = np.concatenate([crop(masked[k], 5)[crop(roi[k], 5)] for k in range(4)])
     assert M.masked_ssim(a, b, roi, 100.0) == pytest.approx(inside.mean(), abs=1e-10)
+    assert M.masked_slice_ssim(a, b, roi, 100.0) == pytest.approx(inside.mean(), abs=1e-10)
     with pytest.raises(InputError, match="smaller than the 11-voxel SSIM window"):
         M.ssim(a[:, :10], b[:, :10], 100.0)
     with pytest.raises(InputError, match="smaller than the 11-voxel SSIM window"):
         M.ssim(a[0, :10], b[0, :10], 100.0)
+
+
+def test_masked_slice_ssim_windows_each_slice_of_a_thick_stack_in_2d(rng) -> None:
+    """16 slices hold the window along z, so masked_ssim is 3D there; the slice reading pools
+    each slice's 2D masked SSIM map over the mask, and a slice that differs only between other
+    slices' windows changes the 3D score but not the other slices' 2D ones."""
+    a, b = _smooth_pair(rng, (16, 32, 32))
+    roi = np.zeros(a.shape, bool)
+    roi[2:14, 8:24, 6:26] = True
+    fill = b.min()
+    maps = [
+        _sk_ssim(np.where(roi[k], a[k], fill), np.where(roi[k], b[k], fill), 100.0, full=True)[1]
+        for k in range(16)
+    ]
+    pooled = np.concatenate([crop(maps[k], 5)[crop(roi[k], 5)] for k in range(16)]).mean()
+    assert M.masked_slice_ssim(a, b, roi, 100.0) == pytest.approx(pooled, abs=1e-10)
+    assert abs(M.masked_ssim(a, b, roi, 100.0) - pooled) > 1e-3
+    c = a.copy()
+    c[7] = b[7]  # one slice perfect: its own 2D map is 1, its neighbours' are untouched
+    per_slice = [crop(maps[k], 5)[crop(roi[k], 5)] for k in range(16)]
+    per_slice[7] = np.ones_like(per_slice[7])
+    expected = np.concatenate(per_slice).mean()
+    assert M.masked_slice_ssim(c, b, roi, 100.0) == pytest.approx(expected, abs=1e-10)
+    with pytest.raises(InputError, match="needs \\(z, y, x\\) volumes"):
+        M.masked_slice_ssim(a[0], b[0], roi[0], 100.0)
+    with pytest.raises(InputError, match="no voxels away from the image border"):
+        M.masked_slice_ssim(a, b, np.zeros(a.shape, bool), 100.0)
 
 
 def test_gaussian_filter_per_axis_width_equals_scipy(rng) -> None:
