@@ -117,6 +117,17 @@ def test_slice_ssim_is_per_slice_skimage(rng) -> None:
     np.testing.assert_allclose(vals, ref, atol=1e-6)
 
 
+def _sk_masked_slices(a, b, roi, data_range: float) -> list[np.ndarray]:
+    """scikit-image's 2D SSIM map of each slice, outside `roi` blanked to b's minimum, at the
+    ROI's voxels away from the 5-voxel border: the reference of the masked slice readings."""
+    fill = b.min()
+    maps = [
+        _sk_ssim(np.where(r, x, fill), np.where(r, y, fill), data_range, full=True)[1]
+        for x, y, r in zip(a, b, roi, strict=True)
+    ]
+    return [crop(m, 5)[crop(r, 5)] for m, r in zip(maps, roi, strict=True)]
+
+
 def test_thin_slab_is_scored_slice_by_slice_in_2d(rng) -> None:
     """4 slices at 25 mm hold no 11-voxel window along z: the SSIM is the slices' 2D SSIM."""
     a, b = _smooth_pair(rng, (4, 32, 32))
@@ -124,12 +135,7 @@ def test_thin_slab_is_scored_slice_by_slice_in_2d(rng) -> None:
     assert M.ssim(a, b, 100.0) == pytest.approx(np.mean([crop(m, 5) for m in per_slice]))
     roi = np.zeros(a.shape, bool)
     roi[1:3, 8:24, 8:24] = True
-    fill = b.min()
-    masked = [
-        _sk_ssim(np.where(roi[k], a[k], fill), np.where(roi[k], b[k], fill), 100.0, full=True)[1]
-        for k in range(4)
-    ]
-    inside = np.concatenate([crop(masked[k], 5)[crop(roi[k], 5)] for k in range(4)])
+    inside = np.concatenate(_sk_masked_slices(a, b, roi, 100.0))
     assert M.masked_ssim(a, b, roi, 100.0) == pytest.approx(inside.mean(), abs=1e-10)
     assert M.masked_slice_ssim(a, b, roi, 100.0) == pytest.approx(inside.mean(), abs=1e-10)
     with pytest.raises(InputError, match="smaller than the 11-voxel SSIM window"):
@@ -145,17 +151,12 @@ def test_masked_slice_ssim_windows_each_slice_of_a_thick_stack_in_2d(rng) -> Non
     a, b = _smooth_pair(rng, (16, 32, 32))
     roi = np.zeros(a.shape, bool)
     roi[2:14, 8:24, 6:26] = True
-    fill = b.min()
-    maps = [
-        _sk_ssim(np.where(roi[k], a[k], fill), np.where(roi[k], b[k], fill), 100.0, full=True)[1]
-        for k in range(16)
-    ]
-    pooled = np.concatenate([crop(maps[k], 5)[crop(roi[k], 5)] for k in range(16)]).mean()
+    per_slice = _sk_masked_slices(a, b, roi, 100.0)
+    pooled = np.concatenate(per_slice).mean()
     assert M.masked_slice_ssim(a, b, roi, 100.0) == pytest.approx(pooled, abs=1e-10)
     assert abs(M.masked_ssim(a, b, roi, 100.0) - pooled) > 1e-3
     c = a.copy()
     c[7] = b[7]  # one slice perfect: its own 2D map is 1, its neighbours' are untouched
-    per_slice = [crop(maps[k], 5)[crop(roi[k], 5)] for k in range(16)]
     per_slice[7] = np.ones_like(per_slice[7])
     expected = np.concatenate(per_slice).mean()
     assert M.masked_slice_ssim(c, b, roi, 100.0) == pytest.approx(expected, abs=1e-10)
