@@ -13,7 +13,8 @@ the stage would ship: fp32 weights for torch stages, graph files for ONNX stages
 for the package), CPU latency per slice, peak RSS (package only: a fresh runtime process),
 masked SSIM in the liver vs the phantom's truth, PSNR vs truth and vs the teacher, status.
 
-Gates: a stage whose masked SSIM is more than `gates.max_ssim_drop` below the previous stage's,
+Gates: a stage whose masked SSIM is more than `gates.max_ssim_drop` below the previous stage's
+(or, where the recipe sets `gates.max_psnr_drop_db`, whose PSNR vs truth is that far below it),
 or whose export/quantization misses its PSNR gate, is marked "failed" with the reason, the
 ledger is written and `CompressionFailed` (exit 2, one line naming the stage) is raised; no
 package is written.
@@ -50,7 +51,7 @@ from compress.evaluate import (
 )
 from compress.export_onnx import ExportGateError
 from compress.prune import prune_stage
-from compress.recipe import Recipe
+from compress.recipe import GateSpec, Recipe
 from compress.stage_io import (
     distill_steps,
     quantize_student,
@@ -566,7 +567,7 @@ def run_recipe(
             with atomic_directory(folder, overwrite=True) as tmp:
                 row.update(STAGE_FUNCTIONS[stage](ctx, prev, tmp))
                 row["seconds"] = time.perf_counter() - t0
-                reason = _gate(recipe, rows, row)
+                reason = stage_gate(recipe.gates, rows, row)
                 if reason:
                     raise CompressionFailed(reason)
                 row["status"] = "ok"
@@ -589,15 +590,22 @@ def run_recipe(
     return json.loads(ledger_path.read_text())
 
 
-def _gate(recipe: Recipe, rows: list[dict[str, Any]], row: dict[str, Any]) -> str | None:
-    """Why `row` fails the recipe (masked SSIM drop vs the previous stage), or None."""
+def stage_gate(gates: GateSpec, rows: list[dict[str, Any]], row: dict[str, Any]) -> str | None:
+    """Why `row` fails the recipe (its masked SSIM, or its PSNR vs truth where the recipe gates
+    it, fell too far below the previous finished stage's), or None."""
     before = next((r for r in reversed(rows) if r.get("status") == "ok"), None)
-    if before is None or "masked_ssim" not in row or before.get("masked_ssim") is None:
+    if before is None:
         return None
-    drop = before["masked_ssim"] - row["masked_ssim"]
-    if drop > recipe.gates.max_ssim_drop:
-        return (
-            f"masked SSIM {row['masked_ssim']:.4f} is {drop:.4f} below {before['stage']}'s "
-            f"{before['masked_ssim']:.4f} (gate: at most {recipe.gates.max_ssim_drop})"
-        )
+    checks = [("masked SSIM", "masked_ssim", gates.max_ssim_drop, ".4f", "")]
+    if gates.max_psnr_drop_db is not None:
+        checks.append(("PSNR vs truth", "psnr_db", gates.max_psnr_drop_db, ".2f", " dB"))
+    for label, key, limit, fmt, unit in checks:
+        if row.get(key) is None or before.get(key) is None:
+            continue
+        drop = before[key] - row[key]
+        if drop > limit:
+            return (
+                f"{label} {row[key]:{fmt}}{unit} is {drop:{fmt}}{unit} below "
+                f"{before['stage']}'s {before[key]:{fmt}}{unit} (gate: at most {limit}{unit})"
+            )
     return None
