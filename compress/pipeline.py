@@ -167,6 +167,7 @@ def stage_prune(ctx: Context, prev: Path | None, dest: Path) -> dict[str, Any]:
     return {
         **torch_row(ctx, res.student, spec_of(_sampler(ctx, res.student))),
         "prune_ratio": res.ratio,
+        "prune_full_res_ratio": spec.full_res_ratio,
         "distil_loss_first": res.losses[0] if res.losses else None,
         "distil_loss_last": res.losses[-1] if res.losses else None,
     }

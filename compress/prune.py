@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch_pruning as tp
+from torch import nn
 
 from compress.distil import distil_outputs, output_loss
 from compress.recipe import PruneSpec
@@ -59,25 +60,53 @@ def _importance(kind: str) -> tp.importance.Importance:
     return tp.importance.GroupMagnitudeImportance(p=2)
 
 
+def full_resolution_convs(model: APHiDiff) -> list[nn.Conv2d]:
+    """The convolutions whose output has the input slice's height and width (the U-Net's top
+    level, the encoder's stem level), found by running encode + one denoise step once."""
+    ct, x, t, seq = example_inputs(model.cfg)
+    found: list[nn.Conv2d] = []
+
+    def record(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if output.shape[-2:] == ct.shape[-2:]:
+            found.append(module)  # type: ignore[arg-type]
+
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(record) for m in convs]
+    try:
+        with torch.no_grad():
+            EncodeDenoise(model).eval()(ct, x, t, seq)
+    finally:
+        for h in hooks:
+            h.remove()
+    return list(dict.fromkeys(found))
+
+
 def prune_model(
     model: APHiDiff,
     ratio: float,
     importance: str = "magnitude",
     taylor_loss: torch.Tensor | None = None,
+    full_res_ratio: float | None = None,
 ) -> list[list[Any]]:
-    """Prune `model` in place by `ratio` per channel group; its JSON-able pruning history.
+    """Prune `model` in place by `ratio` per channel group (by `full_res_ratio` for the groups
+    of full-resolution layers, when given); its JSON-able pruning history.
 
     Taylor importance needs `taylor_loss`, a loss computed with `model` (its gradients rank the
     channels)."""
-    if ratio <= 0:
+    if ratio <= 0 and not full_res_ratio:
         return []
+    fixed = fixed_layers(model)
+    per_layer: dict[nn.Module, float] = {}
+    if full_res_ratio is not None:
+        per_layer = {m: full_res_ratio for m in full_resolution_convs(model) if m not in fixed}
     wrapper = EncodeDenoise(model)
     pruner = tp.pruner.BasePruner(
         wrapper,
         list(example_inputs(model.cfg)),
         _importance(importance),
         pruning_ratio=ratio,
-        ignored_layers=fixed_layers(model),
+        pruning_ratio_dict=per_layer or None,
+        ignored_layers=fixed,
     )
     if importance == "taylor":
         if taylor_loss is None:
@@ -89,7 +118,7 @@ def prune_model(
     return jsonable_history(pruner.pruning_history())
 
 
-def ratio_for_flops(model: APHiDiff, keep: float) -> float:
+def ratio_for_flops(model: APHiDiff, keep: float, full_res_ratio: float | None = None) -> float:
     """The smallest per-group ratio, on a 0.05 grid, whose pruned denoiser keeps <= `keep` of
     the FLOPs (magnitude ranking for the search).
 
@@ -101,7 +130,7 @@ def ratio_for_flops(model: APHiDiff, keep: float) -> float:
     best = (1.0, 0.0)
     for ratio in np.round(np.arange(0.05, 0.951, 0.05), 2):
         trial = copy.deepcopy(model)
-        prune_model(trial, float(ratio), "magnitude")
+        prune_model(trial, float(ratio), "magnitude", full_res_ratio=full_res_ratio)
         kept = encoder_denoiser_gflops(trial, mc, _FLOPS_SIZE)[1] / base
         if kept <= keep:
             return float(ratio)
@@ -129,7 +158,11 @@ def prune_stage(
         if sampler is None:
             raise InputError("prune.timesteps: sampler needs a sampler stage before prune")
         repair_t = torch.as_tensor(sampler["timesteps"], dtype=torch.long)
-    ratio = spec.ratio if spec.flops is None else ratio_for_flops(student_model, spec.flops)
+    ratio = (
+        spec.ratio
+        if spec.flops is None
+        else ratio_for_flops(student_model, spec.flops, spec.full_res_ratio)
+    )
     loss = None
     if spec.importance == "taylor":
         gen = torch.Generator().manual_seed(seed)
@@ -137,7 +170,7 @@ def prune_stage(
         loss = output_loss(
             student_model, teacher.model, data.sample_batch(spec.batch, gen), ab, gen, 1.0
         )
-    history = prune_model(student_model, ratio, spec.importance, loss)
+    history = prune_model(student_model, ratio, spec.importance, loss, spec.full_res_ratio)
     losses = distil_outputs(
         student_model,
         teacher.model,

@@ -45,6 +45,11 @@ class PruneSpec:
     # Instead of `ratio`: the fraction of the teacher's denoiser FLOPs to keep (pruned in
     # small rounds until reached); null: use `ratio`.
     flops: float | None = None
+    # Ratio for the channel groups of layers that run at the model's full grid (the U-Net's
+    # top level, the encoder's stem level); null: `ratio` everywhere. Those layers set the CPU
+    # latency, and with GroupNorm's 8 groups any ratio >= 0.55 takes the 32-channel top level
+    # to 8 channels, too few for the repair (docs/compress.md, "Why not fewer channels").
+    full_res_ratio: float | None = None
     # Distillation steps after pruning (student's prediction -> teacher's, on training crops).
     steps: int = 300
     batch: int = 8
@@ -211,6 +216,8 @@ def _check(recipe: Recipe, where: str) -> None:
             raise InputError(f"{where}: prune.importance must be magnitude or taylor")
         if not 0.0 <= p.ratio < 1.0 or (p.flops is not None and not 0.0 < p.flops <= 1.0):
             raise InputError(f"{where}: prune.ratio must be in [0, 1), prune.flops in (0, 1]")
+        if p.full_res_ratio is not None and not 0.0 <= p.full_res_ratio < 1.0:
+            raise InputError(f"{where}: prune.full_res_ratio must be in [0, 1) or null")
         if p.timesteps not in ("uniform", "sampler"):
             raise InputError(f"{where}: prune.timesteps must be uniform or sampler")
         if p.timesteps == "sampler" and recipe.sampler is None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from compress.prune import prune_model, ratio_for_flops
+from compress.prune import full_resolution_convs, prune_model, ratio_for_flops
 from compress.stage_io import teacher_student
 from compress.student import (
     EncodeDenoise,
@@ -104,3 +104,34 @@ def test_repair_at_the_samplers_timesteps_draws_only_those() -> None:
     seen.clear()
     output_loss(Net(), Net(), batch, ab, gen, 0.0)
     assert len(set(torch.cat(seen).long().tolist())) > 2
+
+
+SMALL_TEACHER = Path(__file__).resolve().parents[2] / "models" / "teachers" / "aphidiff-small-t2"
+
+
+def _widths(model: nn.Module) -> dict[str, int]:
+    return {n: m.out_channels for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+
+
+def test_full_resolution_layers_take_their_own_ratio() -> None:
+    """`full_res_ratio`: the U-Net's top level keeps the width a uniform prune at that ratio
+    gives it, while the levels below are pruned as hard as `ratio` says. On the shipped small
+    teacher (32 channels in 8 GroupNorm groups at the top: the tiny one's are too few to show
+    it), whose edge-cpu recipe uses this."""
+    teacher, _ = teacher_student(SMALL_TEACHER)
+    chosen = set(full_resolution_convs(teacher.model))
+    full_res = {n for n, m in teacher.model.named_modules() if m in chosen}
+    assert "unet.down_blocks.0.0.conv1" in full_res
+    assert not any(n.startswith(("unet.down_blocks.1", "unet.mid")) for n in full_res)
+
+    pruned = {}
+    for name, ratio, full in (("hard", 0.75, None), ("mixed", 0.75, 0.5), ("half", 0.5, None)):
+        pruned[name] = copy.deepcopy(teacher.model)
+        prune_model(pruned[name], ratio, full_res_ratio=full)
+    hard, mixed, half = (_widths(pruned[k]) for k in ("hard", "mixed", "half"))
+    top = [n for n in full_res if n.startswith("unet.down_blocks.0")]
+    assert top and all(mixed[n] == half[n] > hard[n] for n in top)
+    below = [n for n in mixed if n.startswith(("unet.down_blocks.2", "unet.mid"))]
+    assert below and all(mixed[n] == hard[n] < half[n] for n in below)
+    params = [count_params(pruned[k]) for k in ("hard", "mixed", "half")]
+    assert params == sorted(params) and len(set(params)) == 3

@@ -55,6 +55,7 @@ def _write(tmp_path: Path, doc: dict) -> Path:
         (lambda d: _stage(d, "sampler").update(kind="euler"), "ddim or dpm_solver"),
         (lambda d: d["stages"].insert(2, {"distill-steps": {"steps": 8}}), "1..4"),
         (lambda d: _stage(d, "prune").update(timesteps="some"), "uniform or sampler"),
+        (lambda d: _stage(d, "prune").update(full_res_ratio=1.5), "full_res_ratio"),
         (lambda d: d["stages"].pop(0), "needs a sampler stage"),
         (lambda d: _stage(d, "quantize").update(precision="int4"), "int8 or fp16"),
         (lambda d: _stage(d, "package").update(precisions=["fp32", "fp16"]), "precisions"),
