@@ -72,10 +72,12 @@ def full_resolution_convs(model: APHiDiff) -> list[nn.Conv2d]:
 
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     hooks = [m.register_forward_hook(record) for m in convs]
+    was_training = model.training
     try:
         with torch.no_grad():
             EncodeDenoise(model).eval()(ct, x, t, seq)
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     return list(dict.fromkeys(found))
