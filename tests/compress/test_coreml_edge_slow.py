@@ -1,7 +1,7 @@
 """The edge architecture converts to CoreML (mlprogram, fp16, 6-bit palettised weights), as the
 `apple` recipe's export does. The network is the committed small teacher pruned the way the
-`edge-cpu` recipe prunes it (magnitude, the recipe's ratio), so its layers and channel counts are the
-shipped package's; the repair that follows pruning changes weights, not structure, and is left
+`edge-cpu` recipe prunes it (magnitude, the recipe's ratios), so its layers and channel counts
+are the shipped package's; the repair that follows pruning changes weights, not structure, and is left
 out to keep the test minutes long. Core ML itself runs only on macOS, so numbers are checked
 there (`checked`); here the conversion, the palettisation and the saved mlpackages are."""
 
@@ -29,7 +29,7 @@ def test_edge_architecture_converts_to_coreml(tmp_path: Path) -> None:
     full = count_params(student.model)
     prune = load_recipe("edge-cpu").prune
     assert prune is not None and prune.flops is None
-    prune_model(student.model, prune.ratio)
+    prune_model(student.model, prune.ratio, full_res_ratio=prune.full_res_ratio)
     # Half the channels or fewer: a quarter of the weights or fewer (plus fixed layers).
     assert count_params(student.model) < full / 3
     grid = student.mc.data.grid
